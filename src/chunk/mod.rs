@@ -1,0 +1,123 @@
+//! The chunk plan: where the input is cut into independently coded chunks, and how chunks are
+//! grouped for lockstep decoding.
+//!
+//! Chunk `i` belongs to group `i / seqs`; the decoder reads cuts and groups from the archive,
+//! so the planner may change without breaking old archives.
+
+use crate::error::{Error, Result};
+
+/// Everything needed to rebuild a group's schedule of `decode` calls. Stored in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// KV positions per sequence; a sequence slides when its next position would reach it.
+    pub window: u32,
+    /// Positions dropped per slide.
+    pub slide: u32,
+    /// Positions at the start of a sequence that are never dropped ("attention sinks").
+    pub sinks: u32,
+    /// Chunks per group: sequences in one llama.cpp context.
+    pub seqs: u32,
+    /// Token fed at position 0 of every chunk, so the first real token has a prediction.
+    pub start_token: u32,
+}
+
+/// Largest `seqs` accepted (llama.cpp's own limit on sequences per context is 256).
+pub const MAX_SEQS: u32 = 256;
+/// Largest window accepted from an archive (the default model was trained on 8192).
+pub const MAX_WINDOW: u32 = 1 << 16;
+
+impl Schedule {
+    /// Checks the invariants the group runner relies on; archives are validated with it too.
+    pub fn validate(&self, n_vocab: Option<usize>) -> Result<()> {
+        let bad = |why: &str| Err(Error::Corrupt(format!("invalid schedule {self:?}: {why}")));
+        if self.seqs == 0 || self.seqs > MAX_SEQS {
+            return bad("sequences per group out of range");
+        }
+        if self.window < 2 || self.window > MAX_WINDOW {
+            return bad("window out of range");
+        }
+        if self.slide == 0 || self.sinks.checked_add(self.slide).is_none_or(|e| e >= self.window) {
+            return bad("sinks + slide must be below the window, slide at least 1");
+        }
+        if let Some(n) = n_vocab {
+            if self.start_token as usize >= n {
+                return bad("start token outside the vocabulary");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cuts `data` into chunks of about `target` bytes. A cut prefers to follow a newline within
+/// the last eighth of the chunk, then a space, and never splits a UTF-8 character that starts
+/// within reach, so text chunks stay clean for the tokenizer.
+pub fn plan_chunks(data: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
+    let target = target.max(1);
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let hard_end = (start + target).min(data.len());
+        let end = if hard_end == data.len() {
+            hard_end
+        } else {
+            let lo = start + target - target / 8;
+            let window = &data[lo..hard_end];
+            if let Some(p) = window.iter().rposition(|&b| b == b'\n') {
+                lo + p + 1
+            } else if let Some(p) = window.iter().rposition(|&b| b == b' ') {
+                lo + p + 1
+            } else {
+                // Back off over UTF-8 continuation bytes (at most 3) to a character start.
+                let mut e = hard_end;
+                while e > start + 1 && hard_end - e < 3 && (data[e] & 0xC0) == 0x80 {
+                    e -= 1;
+                }
+                e
+            }
+        };
+        chunks.push(start..end);
+        start = end;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_input() {
+        let text = "word ".repeat(1000) + "line\n" + &"é".repeat(3000);
+        for target in [1, 7, 100, 4096, 100_000] {
+            let chunks = plan_chunks(text.as_bytes(), target);
+            let mut at = 0;
+            for c in &chunks {
+                assert_eq!(c.start, at);
+                assert!(!c.is_empty() && c.len() <= target.max(1));
+                at = c.end;
+            }
+            assert_eq!(at, text.len());
+        }
+        assert!(plan_chunks(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn cuts_prefer_newlines_and_char_boundaries() {
+        let text = "a".repeat(95) + "\n" + &"b".repeat(50);
+        assert_eq!(plan_chunks(text.as_bytes(), 100)[0], 0..96);
+        let text = "é".repeat(100); // 2 bytes each, no spaces
+        for c in plan_chunks(text.as_bytes(), 33) {
+            assert!(std::str::from_utf8(&text.as_bytes()[c]).is_ok());
+        }
+    }
+
+    #[test]
+    fn schedule_validation() {
+        let ok = Schedule { window: 1024, slide: 256, sinks: 4, seqs: 16, start_token: 0 };
+        assert!(ok.validate(Some(49152)).is_ok());
+        assert!(Schedule { slide: 1021, ..ok }.validate(None).is_err());
+        assert!(Schedule { seqs: 0, ..ok }.validate(None).is_err());
+        assert!(Schedule { start_token: 49152, ..ok }.validate(Some(49152)).is_err());
+        assert!(Schedule { sinks: u32::MAX, ..ok }.validate(None).is_err());
+    }
+}

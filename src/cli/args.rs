@@ -1,0 +1,143 @@
+//! Command-line arguments as clap structs; doc comments become `--help`. Only parsing and
+//! validation happen here; `commands/` turns them into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nzip",
+    version,
+    about = "Lossless compression with a small language model as the entropy model",
+    long_about = "Lossless compression with a small language model as the entropy model.\n\n\
+                  `nzip FILE` is short for `nzip compress FILE`; `nzip -d FILE.nz` for \
+                  `nzip decompress FILE.nz`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compress files into FILE.nz archives.
+    Compress(CompressArgs),
+    /// Decompress FILE.nz archives, checking every chunk's CRC32.
+    Decompress(DecompressArgs),
+    /// Print an archive's header and chunk table.
+    Info(InfoArgs),
+    /// List or fetch models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Compare nzip with gzip, xz and zstd on real files, in one run.
+    Bench(BenchArgs),
+}
+
+/// Flags shared by compress and decompress, in the habits of gzip and zstd.
+#[derive(Args, Debug, Clone)]
+pub struct IoArgs {
+    /// Files to process; `-` (or none) reads standard input.
+    pub files: Vec<PathBuf>,
+    /// Write to standard output.
+    #[arg(short = 'c', long = "stdout")]
+    pub stdout: bool,
+    /// Write to this path (one input only).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Keep the input file (the default).
+    #[arg(short = 'k', long = "keep", overrides_with = "rm")]
+    pub keep: bool,
+    /// Remove the input file after the output has been written successfully.
+    #[arg(long = "rm", overrides_with = "keep")]
+    pub rm: bool,
+    /// Overwrite existing output files.
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// No progress or summary on stderr.
+    #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Threads for the model and the coder (default: all cores). Does not change the output.
+    #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompressArgs {
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Model: a name from `nzip model list` or a path to a GGUF file
+    /// [default: $NZIP_MODEL, else smollm2-135m-instruct-q4_1].
+    #[arg(long = "model", value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Target chunk size in bytes; chunks are coded independently.
+    #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
+    pub chunk_size: Option<u64>,
+    /// KV positions per chunk before the window slides.
+    #[arg(long = "window", value_name = "TOKENS", hide_short_help = true)]
+    pub window: Option<u32>,
+    /// Positions dropped when the window slides.
+    #[arg(long = "slide", value_name = "TOKENS", hide_short_help = true)]
+    pub slide: Option<u32>,
+    /// Positions at the start of a chunk that never slide out.
+    #[arg(long = "sinks", value_name = "TOKENS", hide_short_help = true)]
+    pub sinks: Option<u32>,
+    /// Chunks decoded in lockstep by one llama.cpp context.
+    #[arg(long = "seqs", value_name = "N", hide_short_help = true)]
+    pub seqs: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct DecompressArgs {
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Use this GGUF file instead of the cached model the archive names (its SHA-256 must match).
+    #[arg(long = "model", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Decode although the archive was made with other numerics (backend, ISA, llama.cpp);
+    /// the chunk CRCs still reject a wrong result.
+    #[arg(long = "force-numerics")]
+    pub force_numerics: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Archives to describe.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Show known and installed models.
+    List,
+    /// Download a model into the cache and verify it.
+    Fetch {
+        /// Model name [default: the default model].
+        name: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Files to benchmark [default: the text files of ../shared/corpus, cut to a few KB].
+    pub files: Vec<PathBuf>,
+    /// Use whole files instead of slices.
+    #[arg(long)]
+    pub full: bool,
+    /// Bytes taken from the start of each file when not --full.
+    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
+    pub slice: usize,
+    /// Model name or GGUF path.
+    #[arg(long = "model", value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// Threads for nzip.
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<u16>,
+}

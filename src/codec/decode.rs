@@ -1,0 +1,113 @@
+//! The decoder's side of one chunk: decodes tokens from the LLM's predictions and raw bytes
+//! from the byte model, in exactly the order the encoder coded them, rebuilding the bytes.
+
+use super::SegmentHeader;
+use crate::coder::quantize::{weights_to_cdf, Quantizer};
+use crate::coder::range::SymbolDecoder;
+use crate::error::{Error, Result};
+use crate::predict::bytes::ByteModel;
+use crate::predict::llama::ChunkDriver;
+use crate::token::Tokenizer;
+
+pub struct ChunkDecoder<'a, T: Tokenizer> {
+    index: usize,
+    tokenizer: &'a T,
+    segments: Vec<SegmentHeader>,
+    segment: usize,
+    /// Tokens decoded in the current text segment.
+    within: u64,
+    /// Output length when the current segment started.
+    segment_start: usize,
+    coder: SymbolDecoder,
+    quantizer: Quantizer,
+    byte_model: ByteModel,
+    cdf: Vec<u32>,
+    out: Vec<u8>,
+}
+
+impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
+    /// `stream` is the chunk's range-coded words; `index` names the chunk in errors.
+    pub fn new(
+        index: usize,
+        tokenizer: &'a T,
+        segments: Vec<SegmentHeader>,
+        stream: &[u8],
+        len: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            index,
+            tokenizer,
+            segments,
+            segment: 0,
+            within: 0,
+            segment_start: 0,
+            coder: SymbolDecoder::new(stream, index)?,
+            quantizer: Quantizer::new(),
+            byte_model: ByteModel::new(),
+            cdf: Vec::new(),
+            out: Vec::with_capacity(len),
+        })
+    }
+
+    fn corrupt(&self, why: &str) -> Error {
+        Error::Corrupt(format!("chunk {}: {why}", self.index))
+    }
+
+    /// Decodes raw segments up to the next text segment with tokens left; returns whether one
+    /// was found.
+    fn advance_to_text(&mut self) -> Result<bool> {
+        while let Some(&seg) = self.segments.get(self.segment) {
+            match seg {
+                SegmentHeader::Text { tokens, .. } if self.within < tokens => return Ok(true),
+                SegmentHeader::Text { len, .. } => {
+                    if (self.out.len() - self.segment_start) as u64 != len {
+                        return Err(self.corrupt("text segment decoded to the wrong length"));
+                    }
+                }
+                SegmentHeader::Raw { len } => {
+                    for _ in 0..len {
+                        weights_to_cdf(self.byte_model.predict(), &mut self.cdf);
+                        let b = self.coder.decode(&self.cdf, self.index)? as u8;
+                        self.byte_model.update(b);
+                        self.out.push(b);
+                    }
+                }
+            }
+            self.segment += 1;
+            self.within = 0;
+            self.segment_start = self.out.len();
+        }
+        Ok(false)
+    }
+
+    /// Decodes trailing raw segments and returns the chunk's bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        if self.advance_to_text()? {
+            return Err(self.corrupt("stream ended with tokens left"));
+        }
+        Ok(self.out)
+    }
+}
+
+impl<T: Tokenizer> ChunkDriver for ChunkDecoder<'_, T> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        if !self.advance_to_text()? {
+            return Err(self.corrupt("more LLM steps than tokens"));
+        }
+        let SegmentHeader::Text { len, .. } = self.segments[self.segment] else {
+            return Err(self.corrupt("expected a text segment"));
+        };
+        self.quantizer.logits_to_cdf(logits, &mut self.cdf);
+        let token = self.coder.decode(&self.cdf, self.index)? as u32;
+        let piece = self.tokenizer.piece(token).ok_or_else(|| self.corrupt("token out of range"))?;
+        if (self.out.len() - self.segment_start + piece.len()) as u64 > len {
+            return Err(self.corrupt("text segment decodes past its length"));
+        }
+        for &b in piece {
+            self.byte_model.observe(b);
+        }
+        self.out.extend_from_slice(piece);
+        self.within += 1;
+        Ok(token)
+    }
+}

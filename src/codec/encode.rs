@@ -1,0 +1,94 @@
+//! The encoder's side of one chunk: codes its known tokens under the LLM's predictions and its
+//! raw bytes under the byte model, in the order the decoder will need them.
+
+use crate::coder::quantize::{weights_to_cdf, Quantizer};
+use crate::coder::range::SymbolEncoder;
+use crate::error::{Error, Result};
+use crate::predict::bytes::ByteModel;
+use crate::predict::llama::ChunkDriver;
+use crate::token::Segment;
+
+pub struct ChunkEncoder<'a> {
+    bytes: &'a [u8],
+    segments: &'a [Segment],
+    /// Next segment to code, and how far into it (tokens for text).
+    segment: usize,
+    within: usize,
+    /// Byte offset in the chunk where the current segment starts.
+    offset: usize,
+    coder: SymbolEncoder,
+    quantizer: Quantizer,
+    byte_model: ByteModel,
+    cdf: Vec<u32>,
+}
+
+impl<'a> ChunkEncoder<'a> {
+    pub fn new(bytes: &'a [u8], segments: &'a [Segment]) -> Self {
+        Self {
+            bytes,
+            segments,
+            segment: 0,
+            within: 0,
+            offset: 0,
+            coder: SymbolEncoder::new(),
+            quantizer: Quantizer::new(),
+            byte_model: ByteModel::new(),
+            cdf: Vec::new(),
+        }
+    }
+
+    /// Codes raw segments up to the next text segment that still has tokens; returns whether
+    /// one was found.
+    fn advance_to_text(&mut self) -> Result<bool> {
+        while let Some(seg) = self.segments.get(self.segment) {
+            match seg {
+                Segment::Text { tokens, .. } if self.within < tokens.len() => return Ok(true),
+                Segment::Text { len, .. } => self.observe_text(*len),
+                Segment::Raw { len } => {
+                    for i in self.offset..self.offset + len {
+                        let b = self.bytes[i];
+                        weights_to_cdf(self.byte_model.predict(), &mut self.cdf);
+                        self.coder.encode(usize::from(b), &self.cdf)?;
+                        self.byte_model.update(b);
+                    }
+                    self.offset += len;
+                }
+            }
+            self.segment += 1;
+            self.within = 0;
+        }
+        Ok(false)
+    }
+
+    /// The byte model's context moves over a finished text segment.
+    fn observe_text(&mut self, len: usize) {
+        for &b in &self.bytes[self.offset..self.offset + len] {
+            self.byte_model.observe(b);
+        }
+        self.offset += len;
+    }
+
+    /// Codes trailing raw segments and returns the coded stream.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        if self.advance_to_text()? {
+            return Err(Error::Internal("chunk finished with tokens left".into()));
+        }
+        self.coder.finish()
+    }
+}
+
+impl ChunkDriver for ChunkEncoder<'_> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        if !self.advance_to_text()? {
+            return Err(Error::Internal("more LLM steps than tokens".into()));
+        }
+        let token = match &self.segments[self.segment] {
+            Segment::Text { tokens, .. } => tokens[self.within],
+            Segment::Raw { .. } => return Err(Error::Internal("expected a text segment".into())),
+        };
+        self.quantizer.logits_to_cdf(logits, &mut self.cdf);
+        self.coder.encode(token as usize, &self.cdf)?;
+        self.within += 1;
+        Ok(token)
+    }
+}

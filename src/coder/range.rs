@@ -1,0 +1,154 @@
+//! Range coding of symbols under our own integer CDFs, on top of constriction's 32-bit coder.
+//!
+//! constriction's `DefaultRangeEncoder`/`DefaultRangeDecoder` (u32 words, u64 state, FIFO) do the
+//! arithmetic; this module supplies the entropy model (a CDF built by [`super::quantize`]) and
+//! the byte layout of a coded stream (little-endian u32 words).
+
+use std::num::NonZeroU32;
+
+use constriction::stream::model::{DecoderModel, EncoderModel, EntropyModel};
+use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
+use constriction::stream::{Decode, Encode};
+
+use super::quantize::{PRECISION, TOTAL};
+use crate::error::{Error, Result};
+
+const P: usize = PRECISION as usize;
+
+/// A borrowed CDF (`cdf[0] = 0`, `cdf[n] = TOTAL`, strictly increasing) as a constriction model.
+#[derive(Clone, Copy)]
+struct CdfModel<'a>(&'a [u32]);
+
+impl EntropyModel<P> for CdfModel<'_> {
+    type Symbol = usize;
+    type Probability = u32;
+}
+
+impl EncoderModel<P> for CdfModel<'_> {
+    #[inline]
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl std::borrow::Borrow<usize>,
+    ) -> Option<(u32, NonZeroU32)> {
+        let s = *symbol.borrow();
+        let left = *self.0.get(s)?;
+        let right = *self.0.get(s + 1)?;
+        Some((left, NonZeroU32::new(right - left)?))
+    }
+}
+
+impl DecoderModel<P> for CdfModel<'_> {
+    #[inline]
+    fn quantile_function(&self, quantile: u32) -> (usize, u32, NonZeroU32) {
+        // Largest s with cdf[s] <= quantile; cdf[0] = 0 <= quantile < TOTAL = cdf[n].
+        let n = self.0.len() - 1;
+        let s = self.0[1..n].partition_point(|&c| c <= quantile);
+        let left = self.0[s];
+        let right = self.0[s + 1];
+        // A valid CDF is strictly increasing, so this never falls back.
+        (s, left, NonZeroU32::new(right - left).unwrap_or(NonZeroU32::MIN))
+    }
+}
+
+/// Encodes symbols of one chunk into a stream of 32-bit words.
+pub struct SymbolEncoder {
+    inner: DefaultRangeEncoder,
+}
+
+impl Default for SymbolEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SymbolEncoder {
+    pub fn new() -> Self {
+        Self { inner: DefaultRangeEncoder::new() }
+    }
+
+    /// Encodes `symbol` under `cdf` (as built by the quantizer).
+    pub fn encode(&mut self, symbol: usize, cdf: &[u32]) -> Result<()> {
+        debug_assert_eq!(cdf.last(), Some(&TOTAL));
+        self.inner
+            .encode_symbol(symbol, CdfModel(cdf))
+            .map_err(|e| Error::Internal(format!("range encoder: {e} (symbol {symbol})")))
+    }
+
+    /// Seals the stream and returns its bytes (little-endian words).
+    pub fn finish(self) -> Result<Vec<u8>> {
+        let words = self
+            .inner
+            .into_compressed()
+            .map_err(|_| Error::Internal("range encoder: sealing failed".into()))?;
+        Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+}
+
+/// Decodes symbols of one chunk from its stream of 32-bit words.
+pub struct SymbolDecoder {
+    inner: DefaultRangeDecoder,
+}
+
+impl SymbolDecoder {
+    /// `bytes` must be a whole number of words; anything else is a corrupt chunk.
+    pub fn new(bytes: &[u8], chunk: usize) -> Result<Self> {
+        if bytes.len() % 4 != 0 {
+            return Err(Error::Corrupt(format!(
+                "chunk {chunk}: coded stream of {} bytes is not a whole number of 32-bit words",
+                bytes.len()
+            )));
+        }
+        let words: Vec<u32> =
+            bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let inner = DefaultRangeDecoder::from_compressed(words).map_err(|_| {
+            Error::Corrupt(format!("chunk {chunk}: coded stream cannot start a range decoder"))
+        })?;
+        Ok(Self { inner })
+    }
+
+    /// Decodes one symbol under `cdf`; corrupt data gives an error, never a panic.
+    pub fn decode(&mut self, cdf: &[u32], chunk: usize) -> Result<usize> {
+        self.inner
+            .decode_symbol(CdfModel(cdf))
+            .map_err(|e| Error::Corrupt(format!("chunk {chunk}: range decoder: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coder::quantize::weights_to_cdf;
+
+    #[test]
+    fn round_trip_under_changing_models() {
+        let mut cdf_a = Vec::new();
+        let mut cdf_b = Vec::new();
+        weights_to_cdf(&[5, 1, 0, 90, 3], &mut cdf_a);
+        weights_to_cdf(&(0..300u64).collect::<Vec<_>>(), &mut cdf_b);
+        let symbols: Vec<usize> = (0..2000).map(|i| (i * 37) % 5).collect();
+        let mut enc = SymbolEncoder::new();
+        for (i, &s) in symbols.iter().enumerate() {
+            enc.encode(s, &cdf_a).unwrap();
+            enc.encode((s * 61 + i) % 300, &cdf_b).unwrap();
+        }
+        let bytes = enc.finish().unwrap();
+        let mut dec = SymbolDecoder::new(&bytes, 0).unwrap();
+        for (i, &s) in symbols.iter().enumerate() {
+            assert_eq!(dec.decode(&cdf_a, 0).unwrap(), s);
+            assert_eq!(dec.decode(&cdf_b, 0).unwrap(), (s * 61 + i) % 300);
+        }
+    }
+
+    #[test]
+    fn out_of_range_symbol_is_an_error() {
+        let mut cdf = Vec::new();
+        weights_to_cdf(&[1, 2, 3], &mut cdf);
+        let mut enc = SymbolEncoder::new();
+        assert!(enc.encode(3, &cdf).is_err());
+    }
+
+    #[test]
+    fn ragged_stream_is_corrupt() {
+        assert!(matches!(SymbolDecoder::new(&[1, 2, 3], 7), Err(Error::Corrupt(_))));
+    }
+}

@@ -1,0 +1,64 @@
+//! `nzip decompress`: FILE.nz → FILE (or stdout / -o), checking every chunk's CRC32.
+
+use std::path::{Path, PathBuf};
+
+use nzip::pipeline::{self, DecompressOptions};
+use nzip::{models, Error, Result};
+
+use super::{input, output::Output, progress, report};
+use crate::cli::args::DecompressArgs;
+
+pub fn run(args: &DecompressArgs) -> Result<()> {
+    let io = &args.io;
+    let files = super::inputs(&io.files, io.output.as_deref())?;
+    let opts = DecompressOptions {
+        model_path: args.model.clone(),
+        force_numerics: args.force_numerics,
+        threads: io.threads.map_or(pipeline::default_threads(), usize::from),
+        fetch: models::FetchPolicy::from_env(),
+    };
+    for file in &files {
+        decompress_one(file, args, &opts)?;
+    }
+    Ok(())
+}
+
+fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) -> Result<()> {
+    let io = &args.io;
+    let to_stdout = io.stdout || (input::is_stdin(file) && io.output.is_none());
+    let dest: Option<PathBuf> = if to_stdout {
+        None
+    } else if let Some(o) = &io.output {
+        Some(o.clone())
+    } else {
+        match file.to_str().and_then(|s| s.strip_suffix(".nz")).filter(|s| !s.is_empty()) {
+            Some(stem) => Some(PathBuf::from(stem)),
+            None => {
+                return Err(Error::Usage(format!(
+                    "{}: unknown suffix (expected .nz); use -o PATH or -c",
+                    file.display()
+                )))
+            }
+        }
+    };
+    let mut out = match &dest {
+        Some(d) => Output::file(d, io.force)?,
+        None => Output::stdout(),
+    };
+    let data = input::read(file)?;
+    let started = std::time::Instant::now();
+    let total = nzip::container::Header::parse(&data).map(|(h, _)| h.original_size).unwrap_or(0);
+    let bar = progress::bar(total, "decompress", io.quiet);
+    let written = pipeline::decompress(&data, opts, out.writer(), &|done| bar.set_position(done))
+        .map_err(|e| match e {
+            Error::IoOther(source) => Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), source),
+            e => e,
+        })?;
+    bar.finish_and_clear();
+    out.commit()?;
+    report(io, file, written, data.len() as u64, started.elapsed());
+    if io.rm && !input::is_stdin(file) && dest.is_some() {
+        std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! nzip: a lossless compressor whose entropy model is a small language model.
+//!
+//! Data flow (see `DESIGN.md` in the shared docs and `formats/NZIP.md`): chunk plan →
+//! segments → tokens → LLM predictions in lockstep groups → integer CDFs → range coder →
+//! container. [`pipeline`] ties it together; the CLI lives in the `nzip` binary.
+
+pub mod chunk;
+pub mod codec;
+pub mod coder;
+pub mod container;
+pub mod error;
+pub mod models;
+pub mod pipeline;
+pub mod predict;
+pub mod segment;
+pub mod token;
+
+pub use error::{Error, Result};

@@ -1,0 +1,359 @@
+//! Whole-archive compression and decompression: plans chunks, segments them, runs groups of
+//! chunks through the LLM in lockstep, falls back to stored chunks where modelling does not
+//! pay, and assembles or checks the container.
+
+use std::io::Write;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::chunk::{plan_chunks, Schedule};
+use crate::codec::{self, decode::ChunkDecoder, encode::ChunkEncoder};
+use crate::container::header::BYTE_MODEL_ORDER2_V1;
+use crate::container::{Archive, ChunkEntry, ChunkKind, Header, Index, ModelSection};
+use crate::error::{Error, Result};
+use crate::models::{self, FetchPolicy};
+use crate::predict::llama::{self, ChunkDriver, LanguageModel};
+use crate::token::{segment_chunk, NoTokenizer, Segment, Tokenizer, Vocabulary};
+
+/// Defaults chosen on alice29.txt with the default model (README, "Results").
+pub const DEFAULT_CHUNK_SIZE: usize = 32 * 1024;
+pub const DEFAULT_WINDOW: u32 = 1024;
+pub const DEFAULT_SLIDE: u32 = 256;
+pub const DEFAULT_SINKS: u32 = 4;
+pub const DEFAULT_SEQS: u32 = 16;
+
+/// What `compress` needs besides the data.
+#[derive(Clone, Debug)]
+pub struct CompressOptions {
+    /// Manifest name or GGUF path.
+    pub model: String,
+    pub chunk_size: usize,
+    pub window: u32,
+    pub slide: u32,
+    pub sinks: u32,
+    pub seqs: u32,
+    pub threads: usize,
+    pub fetch: FetchPolicy,
+}
+
+impl Default for CompressOptions {
+    fn default() -> Self {
+        Self {
+            model: models::DEFAULT_MODEL.into(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            window: DEFAULT_WINDOW,
+            slide: DEFAULT_SLIDE,
+            sinks: DEFAULT_SINKS,
+            seqs: DEFAULT_SEQS,
+            threads: default_threads(),
+            fetch: FetchPolicy::Auto,
+        }
+    }
+}
+
+/// What `decompress` needs besides the archive.
+#[derive(Clone, Debug)]
+pub struct DecompressOptions {
+    /// Use this GGUF file instead of looking the archive's model up by name.
+    pub model_path: Option<std::path::PathBuf>,
+    /// Decode even when the numerics fingerprint differs (the CRCs still guard the result).
+    pub force_numerics: bool,
+    pub threads: usize,
+    pub fetch: FetchPolicy,
+}
+
+impl Default for DecompressOptions {
+    fn default() -> Self {
+        Self { model_path: None, force_numerics: false, threads: default_threads(), fetch: FetchPolicy::Auto }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Compresses `data` into a complete archive. `progress` receives original bytes done so far.
+pub fn compress(data: &[u8], opts: &CompressOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<u8>> {
+    let chunks = plan_chunks(data, opts.chunk_size);
+    let mut header = Header {
+        original_size: data.len() as u64,
+        chunk_target: opts.chunk_size as u64,
+        byte_model: BYTE_MODEL_ORDER2_V1,
+        model: None,
+    };
+    if chunks.is_empty() {
+        return Ok(assemble(&header, &[], &Index::default()));
+    }
+    let model_file = models::resolve(&opts.model, opts.fetch)?;
+    let lm = LanguageModel::load(&model_file.path)?;
+    let schedule = Schedule {
+        window: opts.window,
+        slide: opts.slide,
+        sinks: opts.sinks,
+        seqs: opts.seqs,
+        start_token: model_file.start_token,
+    };
+    schedule.validate(Some(lm.n_vocab())).map_err(|e| Error::Usage(e.to_string()))?;
+    let pool = thread_pool(opts.threads)?;
+    pool.install(|| {
+        let vocab = Vocabulary::new(&lm);
+        let segments: Vec<Vec<Segment>> =
+            chunks.par_iter().map(|r| segment_chunk(&vocab, &data[r.clone()])).collect();
+        let total_tokens: u64 = segments.iter().map(|s| token_count(s)).sum();
+        if total_tokens > 0 {
+            header.model = Some(ModelSection {
+                name: model_file.name.clone(),
+                size: model_file.size,
+                sha256: model_file.sha256,
+                numerics: lm.numerics_fingerprint(),
+                n_vocab: lm.n_vocab() as u32,
+                schedule,
+            });
+        }
+        let mut runner = if total_tokens > 0 { Some(lm.group_runner(&schedule, opts.threads)?) } else { None };
+        let mut entries = Vec::with_capacity(chunks.len());
+        let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(chunks.len());
+        let mut done_bytes = 0u64;
+        for (g, group) in chunks.chunks(schedule.seqs as usize).enumerate() {
+            let first = g * schedule.seqs as usize;
+            let group_segments = &segments[first..first + group.len()];
+            let coded = encode_group(data, group, group_segments, runner.as_mut(), &|frac| {
+                let group_bytes: u64 = group.iter().map(|r| r.len() as u64).sum();
+                progress(done_bytes + (group_bytes as f64 * frac) as u64);
+            })?;
+            for (entry, payload) in coded {
+                done_bytes += entry.len;
+                entries.push(entry);
+                payloads.push(payload);
+            }
+            progress(done_bytes);
+        }
+        Ok(assemble(&header, &payloads, &Index { chunks: entries }))
+    })
+}
+
+fn token_count(segments: &[Segment]) -> u64 {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Text { tokens, .. } => tokens.len() as u64,
+            Segment::Raw { .. } => 0,
+        })
+        .sum()
+}
+
+/// Codes one group. A chunk with tokens whose payload would not beat storing it is stored, and
+/// the group is run again without its tokens, so the decoder's schedule is what was coded.
+fn encode_group(
+    data: &[u8],
+    group: &[Range<usize>],
+    segments: &[Vec<Segment>],
+    mut runner: Option<&mut llama::GroupRunner<'_>>,
+    progress: &dyn Fn(f64),
+) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
+    let mut stored = vec![false; group.len()];
+    loop {
+        let n_tokens: Vec<u64> =
+            (0..group.len()).map(|i| if stored[i] { 0 } else { token_count(&segments[i]) }).collect();
+        let mut encoders: Vec<Option<ChunkEncoder>> = (0..group.len())
+            .map(|i| (!stored[i]).then(|| ChunkEncoder::new(&data[group[i].clone()], &segments[i])))
+            .collect();
+        if n_tokens.iter().any(|&n| n > 0) {
+            let runner = runner.as_deref_mut().ok_or_else(|| Error::Internal("no LLM runner".into()))?;
+            let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
+            let mut step = 0u64;
+            runner.run(&mut encoders, &n_tokens, |_| {
+                step += 1;
+                progress(step as f64 / steps as f64);
+            })?;
+        }
+        let streams: Vec<Option<Vec<u8>>> = encoders
+            .into_par_iter()
+            .map(|e| e.map(ChunkEncoder::finish).transpose())
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(group.len());
+        let mut rerun = false;
+        for (i, stream) in streams.into_iter().enumerate() {
+            let bytes = &data[group[i].clone()];
+            let crc32 = crc32fast::hash(bytes);
+            let stored_entry = ChunkEntry {
+                kind: ChunkKind::Stored,
+                len: bytes.len() as u64,
+                tokens: 0,
+                raw_bytes: 0,
+                payload_len: bytes.len() as u64,
+                crc32,
+            };
+            let Some(stream) = stream else {
+                out.push((stored_entry, bytes.to_vec()));
+                continue;
+            };
+            let mut payload = Vec::with_capacity(stream.len() + 16);
+            codec::write_segment_table(&segments[i], &mut payload);
+            payload.extend_from_slice(&stream);
+            if payload.len() >= bytes.len() {
+                if n_tokens[i] > 0 {
+                    stored[i] = true;
+                    rerun = true;
+                }
+                out.push((stored_entry, bytes.to_vec()));
+            } else {
+                let raw_bytes = segments[i]
+                    .iter()
+                    .filter(|s| matches!(s, Segment::Raw { .. }))
+                    .map(|s| s.len() as u64)
+                    .sum();
+                out.push((
+                    ChunkEntry {
+                        kind: ChunkKind::Modelled,
+                        len: bytes.len() as u64,
+                        tokens: n_tokens[i],
+                        raw_bytes,
+                        payload_len: payload.len() as u64,
+                        crc32,
+                    },
+                    payload,
+                ));
+            }
+        }
+        if !rerun {
+            return Ok(out);
+        }
+    }
+}
+
+fn assemble(header: &Header, payloads: &[Vec<u8>], index: &Index) -> Vec<u8> {
+    let mut out = header.to_bytes();
+    for p in payloads {
+        out.extend_from_slice(p);
+    }
+    let index_offset = out.len() as u64;
+    out.extend(index.to_bytes(index_offset));
+    out
+}
+
+impl<D: ChunkDriver> ChunkDriver for Option<D> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            Some(d) => d.next_token(logits),
+            None => Err(Error::Internal("LLM step for a chunk without tokens".into())),
+        }
+    }
+}
+
+/// Decompresses `archive`, writing the original bytes to `out` chunk by chunk after each
+/// chunk's CRC32 has been checked. `progress` receives original bytes done so far.
+pub fn decompress(
+    archive: &[u8],
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let archive = Archive::parse(archive)?;
+    let entries = &archive.index.chunks;
+    let loaded = match &archive.header.model {
+        Some(m) => {
+            let here = llama::numerics_fingerprint();
+            if m.numerics != here && !opts.force_numerics {
+                return Err(Error::NumericsMismatch { archive: m.numerics.clone(), here });
+            }
+            let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
+            let lm = LanguageModel::load(&file.path)?;
+            if lm.n_vocab() != m.n_vocab as usize {
+                return Err(Error::Corrupt(format!(
+                    "archive says the model has {} tokens, the model has {}",
+                    m.n_vocab,
+                    lm.n_vocab()
+                )));
+            }
+            Some((lm, m.schedule))
+        }
+        None => None,
+    };
+    let pool = thread_pool(opts.threads)?;
+    pool.install(|| {
+        let mut done = 0u64;
+        let mut write_group = |first: usize, decoded: Vec<Vec<u8>>| -> Result<()> {
+            for (i, bytes) in decoded.into_iter().enumerate() {
+                let entry = &entries[first + i];
+                let computed = crc32fast::hash(&bytes);
+                if computed != entry.crc32 {
+                    return Err(Error::CrcMismatch {
+                        what: format!("chunk {} (original bytes {}..{})", first + i, done, done + entry.len),
+                        stored: entry.crc32,
+                        computed,
+                    });
+                }
+                out.write_all(&bytes)?;
+                done += entry.len;
+                progress(done);
+            }
+            Ok(())
+        };
+        match &loaded {
+            Some((lm, schedule)) => {
+                let vocab = Vocabulary::new(lm);
+                let mut runner = lm.group_runner(schedule, opts.threads)?;
+                let seqs = schedule.seqs as usize;
+                for (g, group) in entries.chunks(seqs).enumerate() {
+                    let decoded = decode_group(&archive, g * seqs, group, &vocab, Some(&mut runner))?;
+                    write_group(g * seqs, decoded)?;
+                }
+            }
+            None => {
+                // No model section: every chunk is stored or raw-only, and any grouping works.
+                const GROUP: usize = 64;
+                for (g, group) in entries.chunks(GROUP).enumerate() {
+                    let decoded = decode_group(&archive, g * GROUP, group, &NoTokenizer, None)?;
+                    write_group(g * GROUP, decoded)?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(done)
+    })
+}
+
+/// Decodes one group: parses segment tables, runs the LLM schedule the encoder ran, and
+/// finishes every chunk (stored chunks are their payload).
+fn decode_group<T: Tokenizer>(
+    archive: &Archive<'_>,
+    first: usize,
+    group: &[ChunkEntry],
+    tokenizer: &T,
+    runner: Option<&mut llama::GroupRunner<'_>>,
+) -> Result<Vec<Vec<u8>>> {
+    let mut decoders: Vec<Option<ChunkDecoder<'_, T>>> = Vec::with_capacity(group.len());
+    for (i, entry) in group.iter().enumerate() {
+        let index = first + i;
+        let payload = archive.payload(index);
+        decoders.push(match entry.kind {
+            ChunkKind::Stored => None,
+            ChunkKind::Modelled => {
+                let (segments, used) = codec::read_segment_table(payload, index, entry.len, entry.tokens)?;
+                Some(ChunkDecoder::new(index, tokenizer, segments, &payload[used..], entry.len as usize)?)
+            }
+        });
+    }
+    let n_tokens: Vec<u64> = group.iter().map(|e| e.tokens).collect();
+    if n_tokens.iter().any(|&n| n > 0) {
+        let runner = runner.ok_or_else(|| Error::Corrupt("chunks with tokens but no model".into()))?;
+        runner.run(&mut decoders, &n_tokens, |_| {})?;
+    }
+    decoders
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Some(d) => d.finish(),
+            None => Ok(archive.payload(first + i).to_vec()),
+        })
+        .collect()
+}
+
+fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))
+}

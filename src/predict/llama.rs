@@ -1,0 +1,228 @@
+//! The only module that touches llama.cpp: backend, model, tokenizer access, and the lockstep
+//! decoding of a group of chunks with a sliding KV window.
+//!
+//! Lifecycle (llama-cpp-2): backend once per process → model (shared) → one context per group
+//! runner → batch → `decode` → logits. The schedule of `decode` calls is a pure function of the
+//! group's token counts and the [`Schedule`], so the encoder replays exactly what the decoder
+//! will do (DESIGN.md, determinism rule 2).
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use rayon::prelude::*;
+
+use crate::chunk::Schedule;
+use crate::error::{Error, Result};
+
+/// The llama.cpp release our pinned llama-cpp-sys-2 vendors; part of the numerics fingerprint.
+pub const LLAMA_CPP_BINDING: &str = "llama-cpp-sys-2 0.1.161";
+
+static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend> {
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+            );
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Llama(format!("backend init: {e}")))
+}
+
+/// Receives the logits that predict a chunk's next token and names the token to feed next.
+///
+/// The encoder's implementation codes its known token and returns it; the decoder's decodes
+/// the token from the stream. Called exactly `n_tokens` times per chunk, in order.
+pub trait ChunkDriver: Send {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32>;
+}
+
+/// A loaded GGUF model.
+pub struct LanguageModel {
+    model: LlamaModel,
+    n_vocab: usize,
+}
+
+impl LanguageModel {
+    /// Loads the model for CPU inference.
+    pub fn load(path: &Path) -> Result<Self> {
+        let backend = backend()?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(0);
+        let model = LlamaModel::load_from_file(backend, path, &params)
+            .map_err(|e| Error::Llama(format!("loading {}: {e}", path.display())))?;
+        let n_vocab = usize::try_from(model.n_vocab())
+            .ok()
+            .filter(|&n| n > 1 && n <= (crate::coder::quantize::TOTAL / 2) as usize)
+            .ok_or_else(|| Error::Llama(format!("model has an unusable vocabulary size")))?;
+        Ok(Self { model, n_vocab })
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.n_vocab
+    }
+
+    /// Tokens of `text` as plain text: no BOS/EOS added, special-token text not parsed.
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect()
+    }
+
+    /// The bytes a token stands for in plain text (control tokens render as nothing).
+    pub fn piece(&self, token: u32) -> Vec<u8> {
+        self.model.vocab().token_to_piece(LlamaToken(token as i32), false, None)
+    }
+
+    /// Backend, instruction set and library that produce the logits: two builds with the same
+    /// fingerprint compute the same bits.
+    pub fn numerics_fingerprint(&self) -> String {
+        numerics_fingerprint()
+    }
+
+    /// A runner for groups of up to `schedule.seqs` chunks, with its own llama.cpp context.
+    pub fn group_runner(&self, schedule: &Schedule, threads: usize) -> Result<GroupRunner<'_>> {
+        let seqs = schedule.seqs;
+        let n_ctx = schedule
+            .window
+            .checked_mul(seqs)
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| Error::Usage("context size out of range".into()))?;
+        let threads = threads.clamp(1, 512) as i32;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(Some(n_ctx))
+            .with_n_batch(seqs.max(1))
+            .with_n_ubatch(seqs.max(1))
+            .with_n_seq_max(seqs)
+            .with_kv_unified(false)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            );
+        let ctx = self
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| Error::Llama(format!("creating a context of {n_ctx} tokens: {e}")))?;
+        let batch = LlamaBatch::new(seqs as usize, 1);
+        Ok(GroupRunner { ctx, batch, schedule: *schedule })
+    }
+}
+
+/// Backend, instruction set and library version of this build's logits.
+pub fn numerics_fingerprint() -> String {
+    format!("CPU; {}; {}", isa_target(), LLAMA_CPP_BINDING)
+}
+
+/// The instruction-set part of the numerics fingerprint: the CPU features llama.cpp's kernels
+/// were compiled for (from `llama_print_system_info`), e.g. `x86_64 AVX AVX2 F16C FMA SSE3`.
+fn isa_target() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string owned by llama.cpp.
+    let info = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) };
+    let info = info.to_string_lossy();
+    let mut features: Vec<&str> = info
+        .split('|')
+        .filter_map(|item| {
+            let (name, value) = item.split_once('=')?;
+            let name = name.rsplit(':').next()?.trim();
+            (value.trim() == "1" && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then_some(name)
+        })
+        .filter(|name| !matches!(*name, "OPENMP" | "REPACK" | "LLAMAFILE"))
+        .collect();
+    features.sort_unstable();
+    features.dedup();
+    format!("{} {}", std::env::consts::ARCH, features.join(" "))
+}
+
+/// One llama.cpp context that decodes groups of chunks in lockstep.
+pub struct GroupRunner<'m> {
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    schedule: Schedule,
+}
+
+impl GroupRunner<'_> {
+    /// Runs one group: `drivers[i]` is chunk i of the group with `n_tokens[i]` tokens.
+    ///
+    /// Step t feeds, for every chunk with `t < n_tokens`, its token t (token 0 is the start
+    /// token) as sequence i, then hands each chunk the logits that predict its token t+1.
+    /// Before a chunk's position would reach the window, its KV cache slides: positions
+    /// `[sinks, sinks+slide)` are dropped and the rest shifted down by `slide`.
+    pub fn run<D: ChunkDriver>(
+        &mut self,
+        drivers: &mut [D],
+        n_tokens: &[u64],
+        mut on_step: impl FnMut(usize),
+    ) -> Result<()> {
+        let Schedule { window, slide, sinks, seqs, start_token } = self.schedule;
+        if drivers.len() > seqs as usize || drivers.len() != n_tokens.len() {
+            return Err(Error::Internal("group larger than the context's sequences".into()));
+        }
+        self.ctx.clear_kv_cache();
+        let mut next_token: Vec<u32> = vec![start_token; drivers.len()];
+        let mut position: Vec<u32> = vec![0; drivers.len()];
+        let steps = n_tokens.iter().copied().max().unwrap_or(0);
+        let mut active: Vec<usize> = Vec::with_capacity(drivers.len());
+        for t in 0..steps {
+            active.clear();
+            active.extend((0..drivers.len()).filter(|&i| t < n_tokens[i]));
+            self.batch.clear();
+            for &i in &active {
+                if position[i] == window {
+                    let seq = i as i32;
+                    let kv_err = |e| Error::Llama(format!("sliding the KV window: {e}"));
+                    self.ctx.kv_cache_seq_rm(seq, Some(sinks), Some(sinks + slide)).map_err(kv_err)?;
+                    self.ctx
+                        .kv_cache_seq_add(seq, Some(sinks + slide), Some(window), -(slide as i32))
+                        .map_err(kv_err)?;
+                    position[i] -= slide;
+                }
+                self.batch
+                    .add(LlamaToken(next_token[i] as i32), position[i] as i32, &[i as i32], true)
+                    .map_err(|e| Error::Llama(format!("building a batch: {e}")))?;
+                position[i] += 1;
+            }
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| Error::Llama(format!("decode at step {t}: {e}")))?;
+            let ctx = &self.ctx;
+            let logits: Vec<&[f32]> =
+                (0..active.len()).map(|slot| ctx.get_logits_ith(slot as i32)).collect();
+            // Each chunk's coder is independent, so the per-token work spreads over cores
+            // without changing any result.
+            let mut work: Vec<(&mut D, &[f32], &mut u32)> = Vec::with_capacity(active.len());
+            let mut rest: &mut [D] = drivers;
+            let mut rest_next: &mut [u32] = &mut next_token;
+            let mut offset = 0;
+            for (slot, &i) in active.iter().enumerate() {
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(i - offset);
+                let (d, tail) = tail.split_first_mut().expect("active index in range");
+                let (_, ntail) = std::mem::take(&mut rest_next).split_at_mut(i - offset);
+                let (n, ntail) = ntail.split_first_mut().expect("active index in range");
+                work.push((d, logits[slot], n));
+                rest = tail;
+                rest_next = ntail;
+                offset = i + 1;
+            }
+            work.into_par_iter().try_for_each(|(d, l, n)| -> Result<()> {
+                *n = d.next_token(l)?;
+                Ok(())
+            })?;
+            on_step(active.len());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Splits a chunk's bytes into text runs (for the tokenizer and the LLM) and raw-byte runs.
+//!
+//! The tokenizer may only ever see strict UTF-8 that is free of the code points it drops,
+//! mangles or chokes on (DESIGN.md, losslessness rules). Everything else, and text runs too
+//! short to be worth a trip through the LLM, goes to the raw-byte path. The tokenizer's round
+//! trip is verified afterwards (see `token`), which can demote further text to raw bytes.
+
+use std::ops::Range;
+
+/// Text runs shorter than this (in bytes) are coded as raw bytes: a few characters between
+/// binary bytes gain nothing from the LLM and would only break its context.
+pub const MIN_TEXT_RUN: usize = 8;
+
+/// What a run of bytes is coded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    Text,
+    Raw,
+}
+
+/// A run of bytes of one kind, as a range into the chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub kind: SpanKind,
+    pub range: Range<usize>,
+}
+
+/// Whether the tokenizer can be trusted with this character.
+///
+/// Excluded: C0 controls other than tab, LF and CR (several are silently dropped: U+0004,
+/// U+0006, U+0013, U+0014, U+0016, U+001D were seen), DEL and the C1 controls (conservative),
+/// and everything from U+40000 up (U+40000–U+FFFFF were seen dropped; the planes above are
+/// private use). What slips through is still caught by the round-trip check.
+pub fn is_tokenizer_safe(c: char) -> bool {
+    match c {
+        '\t' | '\n' | '\r' => true,
+        '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}' => false,
+        c => (c as u32) < 0x40000,
+    }
+}
+
+/// Cuts `bytes` into alternating text and raw spans covering it exactly, in order.
+pub fn split(bytes: &[u8]) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut push = |kind: SpanKind, range: Range<usize>| {
+        if range.is_empty() {
+            return;
+        }
+        let kind = if kind == SpanKind::Text && range.len() < MIN_TEXT_RUN {
+            SpanKind::Raw
+        } else {
+            kind
+        };
+        match spans.last_mut() {
+            Some(last) if last.kind == kind => last.range.end = range.end,
+            _ => spans.push(Span { kind, range }),
+        }
+    };
+
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (valid, invalid_len) = match std::str::from_utf8(&bytes[pos..]) {
+            Ok(s) => (s, 0),
+            Err(e) => {
+                // SAFETY-free: the prefix up to valid_up_to is valid UTF-8 by definition.
+                let s = std::str::from_utf8(&bytes[pos..pos + e.valid_up_to()]).unwrap_or("");
+                // error_len None means an incomplete sequence at the end: all of it is raw.
+                (s, e.error_len().unwrap_or(bytes.len() - pos - e.valid_up_to()))
+            }
+        };
+        // Within the valid prefix, break text at unsafe characters.
+        let mut run_start = pos;
+        for (offset, c) in valid.char_indices() {
+            if !is_tokenizer_safe(c) {
+                let at = pos + offset;
+                push(SpanKind::Text, run_start..at);
+                push(SpanKind::Raw, at..at + c.len_utf8());
+                run_start = at + c.len_utf8();
+            }
+        }
+        let valid_end = pos + valid.len();
+        push(SpanKind::Text, run_start..valid_end);
+        push(SpanKind::Raw, valid_end..valid_end + invalid_len);
+        pos = valid_end + invalid_len;
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(bytes: &[u8]) -> Vec<(SpanKind, usize)> {
+        split(bytes).into_iter().map(|s| (s.kind, s.range.len())).collect()
+    }
+
+    #[test]
+    fn spans_cover_input_exactly() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"plain text, long enough".to_vec(),
+            b"hello world\xff\xfe more text here\x00\x04 and the end".to_vec(),
+            "caf\u{e9} \u{40000} and \u{1F600} emoji text".as_bytes().to_vec(),
+            vec![0xE2, 0x82], // truncated multi-byte at the end
+            (0..=255u8).collect(),
+        ];
+        for bytes in cases {
+            let spans = split(&bytes);
+            let mut at = 0;
+            for (i, s) in spans.iter().enumerate() {
+                assert_eq!(s.range.start, at);
+                assert!(!s.range.is_empty());
+                if i > 0 {
+                    assert_ne!(s.kind, spans[i - 1].kind, "adjacent spans must alternate");
+                }
+                if s.kind == SpanKind::Text {
+                    let t = std::str::from_utf8(&bytes[s.range.clone()]).expect("text is UTF-8");
+                    assert!(t.chars().all(is_tokenizer_safe));
+                    assert!(s.range.len() >= MIN_TEXT_RUN);
+                }
+                at = s.range.end;
+            }
+            assert_eq!(at, bytes.len());
+        }
+    }
+
+    #[test]
+    fn unsafe_characters_become_raw() {
+        use SpanKind::*;
+        assert_eq!(kinds(b"0123456789\x04abcdefghij"), vec![(Text, 10), (Raw, 1), (Text, 10)]);
+        assert_eq!(kinds("0123456789\u{40000}".as_bytes()), vec![(Text, 10), (Raw, 4)]);
+        assert_eq!(kinds(b"line one\r\nline two\r\n"), vec![(Text, 20)]);
+        assert_eq!(kinds(b"ab\xffcd"), vec![(Raw, 5)], "short text merges into raw");
+    }
+}

@@ -1,0 +1,222 @@
+//! Turns a chunk's bytes into coded segments: token lists for text, byte counts for raw runs.
+//!
+//! Losslessness is ours to guarantee: every text run is tokenized and its pieces concatenated
+//! back; a run that does not come back byte for byte is bisected until the parts that do are
+//! found, and the rest is coded as raw bytes.
+
+use crate::predict::llama::LanguageModel;
+use crate::segment::{self, SpanKind, MIN_TEXT_RUN};
+
+/// A run of a chunk as it is coded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// `len` bytes that are exactly the concatenated pieces of `tokens`.
+    Text { len: usize, tokens: Vec<u32> },
+    /// `len` bytes coded by the byte model.
+    Raw { len: usize },
+}
+
+impl Segment {
+    pub fn len(&self) -> usize {
+        match self {
+            Segment::Text { len, .. } | Segment::Raw { len } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the segmenter needs from a tokenizer; the LLM's vocabulary in production.
+pub trait Tokenizer: Sync {
+    fn tokenize(&self, text: &str) -> Vec<u32>;
+    /// Bytes of a token, or `None` outside the vocabulary.
+    fn piece(&self, token: u32) -> Option<&[u8]>;
+}
+
+/// The model's tokenizer with every token's bytes looked up once, so decoding a token is a
+/// table lookup and encoder and decoder share the very same table.
+pub struct Vocabulary<'m> {
+    model: &'m LanguageModel,
+    pieces: Vec<Box<[u8]>>,
+}
+
+impl<'m> Vocabulary<'m> {
+    pub fn new(model: &'m LanguageModel) -> Self {
+        let pieces = (0..model.n_vocab() as u32).map(|t| model.piece(t).into_boxed_slice()).collect();
+        Self { model, pieces }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+}
+
+impl Tokenizer for Vocabulary<'_> {
+    fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.model.tokenize(text)
+    }
+
+    fn piece(&self, token: u32) -> Option<&[u8]> {
+        self.pieces.get(token as usize).map(|p| &p[..])
+    }
+}
+
+/// The tokenizer of an archive without LLM-coded text: it has no tokens at all.
+pub struct NoTokenizer;
+
+impl Tokenizer for NoTokenizer {
+    fn tokenize(&self, _: &str) -> Vec<u32> {
+        Vec::new()
+    }
+
+    fn piece(&self, _: u32) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// Segments of `bytes`, covering it exactly, with every text segment verified.
+pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for span in segment::split(bytes) {
+        match span.kind {
+            SpanKind::Raw => push(&mut out, Segment::Raw { len: span.range.len() }),
+            SpanKind::Text => {
+                // split() hands out only valid UTF-8 as text.
+                let text = std::str::from_utf8(&bytes[span.range]).unwrap_or_default();
+                tokenize_verified(tokenizer, text, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Appends `text` as verified text segments, bisecting around what fails the round trip.
+fn tokenize_verified(tokenizer: &impl Tokenizer, text: &str, out: &mut Vec<Segment>) {
+    if text.is_empty() {
+        return;
+    }
+    if text.len() >= MIN_TEXT_RUN {
+        let tokens = tokenizer.tokenize(text);
+        if round_trips(tokenizer, &tokens, text.as_bytes()) {
+            push(out, Segment::Text { len: text.len(), tokens });
+            return;
+        }
+    }
+    if text.len() < 2 * MIN_TEXT_RUN {
+        push(out, Segment::Raw { len: text.len() });
+        return;
+    }
+    let cut = split_point(text);
+    tokenize_verified(tokenizer, &text[..cut], out);
+    tokenize_verified(tokenizer, &text[cut..], out);
+}
+
+/// A character boundary near the middle, moved to just before whitespace when one is close,
+/// so both halves tokenize naturally.
+fn split_point(text: &str) -> usize {
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid += 1;
+    }
+    let reach = (text.len() / 8).max(1);
+    let lo = mid.saturating_sub(reach);
+    match text.as_bytes()[lo..mid].iter().rposition(|&b| b == b' ' || b == b'\n') {
+        Some(p) if lo + p > 0 => lo + p,
+        _ => mid,
+    }
+}
+
+fn round_trips(tokenizer: &impl Tokenizer, tokens: &[u32], expected: &[u8]) -> bool {
+    let mut at = 0;
+    for &t in tokens {
+        let Some(piece) = tokenizer.piece(t) else { return false };
+        if piece.is_empty() || expected.get(at..at + piece.len()) != Some(piece) {
+            return false;
+        }
+        at += piece.len();
+    }
+    at == expected.len()
+}
+
+/// Appends a segment, merging it into the previous one of the same kind.
+fn push(out: &mut Vec<Segment>, seg: Segment) {
+    match (out.last_mut(), seg) {
+        (Some(Segment::Raw { len }), Segment::Raw { len: more }) => *len += more,
+        (Some(Segment::Text { len, tokens }), Segment::Text { len: more, tokens: more_tokens }) => {
+            *len += more;
+            tokens.extend(more_tokens);
+        }
+        (_, seg) => out.push(seg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One token per byte, except that it "drops" the letter 'z', like the real tokenizer
+    /// drops some control characters.
+    struct ByteTokenizer {
+        pieces: Vec<Box<[u8]>>,
+    }
+
+    impl ByteTokenizer {
+        fn new() -> Self {
+            Self { pieces: (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect() }
+        }
+    }
+
+    impl Tokenizer for ByteTokenizer {
+        fn tokenize(&self, text: &str) -> Vec<u32> {
+            text.bytes().filter(|&b| b != b'z').map(u32::from).collect()
+        }
+        fn piece(&self, token: u32) -> Option<&[u8]> {
+            self.pieces.get(token as usize).map(|p| &p[..])
+        }
+    }
+
+    fn covered(segments: &[Segment]) -> usize {
+        segments.iter().map(Segment::len).sum()
+    }
+
+    #[test]
+    fn clean_text_is_one_segment() {
+        let t = ByteTokenizer::new();
+        let segs = segment_chunk(&t, b"hello world, this is text");
+        assert_eq!(segs.len(), 1);
+        assert!(matches!(&segs[0], Segment::Text { len: 25, tokens } if tokens.len() == 25));
+    }
+
+    #[test]
+    fn dropped_characters_are_isolated_as_raw() {
+        let t = ByteTokenizer::new();
+        let text = "a long run of plain words then z and more plain words after it";
+        let segs = segment_chunk(&t, text.as_bytes());
+        assert_eq!(covered(&segs), text.len());
+        let raw: usize =
+            segs.iter().filter_map(|s| matches!(s, Segment::Raw { .. }).then(|| s.len())).sum();
+        assert!(raw > 0 && raw < text.len() / 2, "only the region around 'z' is raw: {segs:?}");
+        for s in &segs {
+            if let Segment::Text { len, tokens } = s {
+                assert_eq!(*len, tokens.len());
+            }
+        }
+    }
+
+    #[test]
+    fn binary_and_text_mix() {
+        let t = ByteTokenizer::new();
+        let mut bytes = b"header text long enough".to_vec();
+        bytes.extend([0xff, 0x00, 0x81]);
+        bytes.extend(b"trailing text that is long");
+        let segs = segment_chunk(&t, &bytes);
+        assert_eq!(covered(&segs), bytes.len());
+        assert!(matches!(segs[1], Segment::Raw { len: 3 }));
+    }
+}
