@@ -21,8 +21,8 @@ const MIN_EXP2: f64 = -40.0;
 /// because encoder and decoder evaluate the very same IEEE operations.
 #[inline]
 fn exp2_fixed(y: f64) -> u64 {
-    if !(y >= MIN_EXP2) {
-        return 0; // also catches NaN
+    if y.is_nan() || y < MIN_EXP2 {
+        return 0;
     }
     let y = if y > 0.0 { 0.0 } else { y };
     // floor without libm: y is in [-40, 0], so the cast truncates toward zero.
@@ -133,7 +133,7 @@ pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
             *c += remainder as u32;
         }
     }
-    debug_assert!(q_heaviest + remainder + 1 <= TOTAL as u64);
+    debug_assert!(q_heaviest + remainder < TOTAL as u64);
     debug_assert_eq!(*cdf.last().unwrap(), TOTAL);
 }
 

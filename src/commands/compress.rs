@@ -44,18 +44,18 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
         name.push(".nz");
         Some(PathBuf::from(name))
     };
-    // Refuse an existing output before spending minutes on compression.
+    // Read the input first (errors name it), then refuse an existing output before any work.
+    let data = input::read(file)?;
     let mut out = match &dest {
         Some(d) => Output::file(d, io.force)?,
         None => Output::stdout(),
     };
-    let data = input::read(file)?;
     let bar = progress::bar(data.len() as u64, "compress", io.quiet);
     let started = std::time::Instant::now();
     let archive = pipeline::compress(&data, opts, &|done| bar.set_position(done))?;
     bar.finish_and_clear();
     out.writer().write_all(&archive).map_err(|e| Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), e))?;
-    out.commit()?;
+    out.commit(file)?;
     report(io, file, data.len() as u64, archive.len() as u64, started.elapsed());
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;

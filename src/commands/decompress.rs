@@ -41,11 +41,12 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
             }
         }
     };
+    // Read the input first (errors name it), then refuse an existing output before any work.
+    let data = input::read(file)?;
     let mut out = match &dest {
         Some(d) => Output::file(d, io.force)?,
         None => Output::stdout(),
     };
-    let data = input::read(file)?;
     let started = std::time::Instant::now();
     let total = nzip::container::Header::parse(&data).map(|(h, _)| h.original_size).unwrap_or(0);
     let bar = progress::bar(total, "decompress", io.quiet);
@@ -55,7 +56,7 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
             e => e,
         })?;
     bar.finish_and_clear();
-    out.commit()?;
+    out.commit(file)?;
     report(io, file, written, data.len() as u64, started.elapsed());
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;

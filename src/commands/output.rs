@@ -41,11 +41,20 @@ impl Output {
         }
     }
 
-    /// Flushes and moves the file into place.
-    pub fn commit(self) -> Result<()> {
+    /// Flushes and moves the file into place, with the permissions of `like` (the input, as
+    /// gzip does) or read/write for the owner and readable by others.
+    pub fn commit(self, like: &Path) -> Result<()> {
         match self {
             Output::Stdout(mut s) => s.flush().map_err(Error::from),
             Output::File { tmp, dest, force } => {
+                let permissions = std::fs::metadata(like)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.permissions())
+                    .or_else(default_permissions);
+                if let Some(p) = permissions {
+                    tmp.as_file().set_permissions(p).map_err(|e| Error::io(tmp.path(), e))?;
+                }
                 tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
                 let persisted = if force { tmp.persist(&dest) } else { tmp.persist_noclobber(&dest) };
                 persisted.map_err(|e| Error::io(&dest, e.error))?;
@@ -53,4 +62,15 @@ impl Output {
             }
         }
     }
+}
+
+#[cfg(unix)]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn default_permissions() -> Option<std::fs::Permissions> {
+    None
 }

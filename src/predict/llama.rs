@@ -25,6 +25,10 @@ use crate::error::{Error, Result};
 /// The llama.cpp release our pinned llama-cpp-sys-2 vendors; part of the numerics fingerprint.
 pub const LLAMA_CPP_BINDING: &str = "llama-cpp-sys-2 0.1.161";
 
+/// llama.cpp's model loading and context creation mutate shared state; creating them from
+/// several threads at once is unsound (llama-cpp-2's own note), so they take turns.
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
 
 fn backend() -> Result<&'static LlamaBackend> {
@@ -58,12 +62,13 @@ impl LanguageModel {
     pub fn load(path: &Path) -> Result<Self> {
         let backend = backend()?;
         let params = LlamaModelParams::default().with_n_gpu_layers(0);
+        let _turn = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let model = LlamaModel::load_from_file(backend, path, &params)
             .map_err(|e| Error::Llama(format!("loading {}: {e}", path.display())))?;
         let n_vocab = usize::try_from(model.n_vocab())
             .ok()
             .filter(|&n| n > 1 && n <= (crate::coder::quantize::TOTAL / 2) as usize)
-            .ok_or_else(|| Error::Llama(format!("model has an unusable vocabulary size")))?;
+            .ok_or_else(|| Error::Llama("model has an unusable vocabulary size".into()))?;
         Ok(Self { model, n_vocab })
     }
 
@@ -112,6 +117,7 @@ impl LanguageModel {
             .with_flash_attention_policy(
                 llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
             );
+        let _turn = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let ctx = self
             .model
             .new_context(backend()?, params)

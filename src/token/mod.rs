@@ -200,7 +200,7 @@ mod tests {
         let segs = segment_chunk(&t, text.as_bytes());
         assert_eq!(covered(&segs), text.len());
         let raw: usize =
-            segs.iter().filter_map(|s| matches!(s, Segment::Raw { .. }).then(|| s.len())).sum();
+            segs.iter().filter(|s| matches!(s, Segment::Raw { .. })).map(Segment::len).sum();
         assert!(raw > 0 && raw < text.len() / 2, "only the region around 'z' is raw: {segs:?}");
         for s in &segs {
             if let Segment::Text { len, tokens } = s {

@@ -1,0 +1,8 @@
+//! Integration tests, built as one binary: round trips through the real default model, the
+//! CLI's behaviour, and every documented error. The model is fetched into the cache on first
+//! use (`.ci/run` does it up front).
+
+mod cli;
+mod errors;
+mod roundtrip;
+mod util;

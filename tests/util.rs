@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The shared benchmark corpus next to the project.
+pub fn corpus(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("corpus file {}: {e}", path.display()))
+}
+
+/// The `nzip` binary.
+pub fn nzip() -> Command {
+    let mut c = Command::cargo_bin("nzip").expect("nzip binary");
+    c.env_remove("NZIP_MODEL").env_remove("NZIP_OFFLINE");
+    c
+}
+
+/// A temp dir holding `name` with `data`; returns both.
+pub fn file_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, data).expect("write input");
+    (dir, path)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Rewrites header bytes with `edit` and fixes the header CRC, to test the checks behind it.
+pub fn edit_header(archive: &mut [u8], edit: impl FnOnce(&mut [u8])) {
+    let size = u32::from_le_bytes(archive[12..16].try_into().unwrap()) as usize;
+    edit(&mut archive[..size - 4]);
+    let crc = crc32fast::hash(&archive[..size - 4]);
+    archive[size - 4..size].copy_from_slice(&crc.to_le_bytes());
+}
