@@ -5,4 +5,5 @@
 mod cli;
 mod errors;
 mod roundtrip;
+mod tiny;
 mod util;

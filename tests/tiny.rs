@@ -1,0 +1,71 @@
+//! Large inputs through the real pipeline (tokenizer, lockstep groups, sliding window, coder)
+//! with a tiny random-weight model that shares the default model's tokenizer: its predictions
+//! are poor, but it runs a hundred times faster, so many groups and slides fit in a test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use nzip::container::Archive;
+use nzip::models::{self, FetchPolicy};
+use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+
+use crate::util::{corpus, random_bytes};
+
+/// Builds the tiny model once per test run with `scripts/make-tiny-model.py`.
+fn tiny_model() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let source = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto).expect("default model");
+        let dest = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nzip-tiny.gguf");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/make-tiny-model.py");
+        let status = Command::new("python3").arg(&script).arg(&source.path).arg(&dest).status().expect("run python3");
+        assert!(status.success(), "make-tiny-model.py failed (needs `pip install gguf numpy`)");
+        dest
+    })
+    .clone()
+}
+
+fn round_trip(data: &[u8], copts: &CompressOptions) -> Vec<u8> {
+    let archive = compress(data, copts, &|_| {}).expect("compress");
+    let dopts = DecompressOptions { model_path: Some(tiny_model()), threads: 1, ..DecompressOptions::default() };
+    let mut back = Vec::new();
+    decompress(&archive, &dopts, &mut back, &|_| {}).expect("decompress");
+    assert!(back == data, "round trip changed {} bytes of input", data.len());
+    archive
+}
+
+fn opts() -> CompressOptions {
+    CompressOptions {
+        model: tiny_model().to_string_lossy().into_owned(),
+        chunk_size: 12_000,
+        window: 96,
+        slide: 24,
+        sinks: 4,
+        seqs: 3,
+        ..CompressOptions::default()
+    }
+}
+
+#[test]
+fn large_text_in_many_groups_with_many_slides() {
+    let data = &corpus("enwik6")[200_000..300_000];
+    let archive = round_trip(data, &opts());
+    let a = Archive::parse(&archive).unwrap();
+    let chunks = &a.index.chunks;
+    assert!(chunks.len() >= 8, "several groups of 3: {} chunks", chunks.len());
+    assert!(chunks.iter().map(|c| c.tokens).max().unwrap() > 20 * 96, "many window slides per chunk");
+    assert_eq!(a.header.model.unwrap().name, "nzip-tiny");
+}
+
+#[test]
+fn mixed_binary_and_text_files() {
+    let mut data = Vec::new();
+    data.extend(&corpus("paper-100k.pdf")[..20_000]);
+    data.extend(&corpus("alice29.txt")[..15_000]);
+    data.extend(&corpus("geo.protodata")[..20_000]);
+    data.extend(&corpus("fireworks.jpeg")[..10_000]);
+    data.extend(&corpus("html")[..15_000]);
+    data.extend(random_bytes(5_000, 11));
+    round_trip(&data, &opts());
+}
