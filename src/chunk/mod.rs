@@ -25,6 +25,9 @@ pub struct Schedule {
 pub const MAX_SEQS: u32 = 256;
 /// Largest window accepted from an archive (the default model was trained on 8192).
 pub const MAX_WINDOW: u32 = 1 << 16;
+/// Largest total context (window × sequences) accepted, so a forged header cannot ask
+/// llama.cpp for an absurd KV cache.
+pub const MAX_CONTEXT: u64 = 1 << 20;
 
 impl Schedule {
     /// Checks the invariants the group runner relies on; archives are validated with it too.
@@ -35,6 +38,9 @@ impl Schedule {
         }
         if self.window < 2 || self.window > MAX_WINDOW {
             return bad("window out of range");
+        }
+        if u64::from(self.window) * u64::from(self.seqs) > MAX_CONTEXT {
+            return bad("window × sequences exceeds the largest context nzip creates");
         }
         if self.slide == 0 || self.sinks.checked_add(self.slide).is_none_or(|e| e >= self.window) {
             return bad("sinks + slide must be below the window, slide at least 1");

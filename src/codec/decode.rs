@@ -45,7 +45,8 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
             quantizer: Quantizer::new(),
             byte_model: ByteModel::new(),
             cdf: Vec::new(),
-            out: Vec::with_capacity(len),
+            // A hint only: the length comes from the archive and is checked as bytes arrive.
+            out: Vec::with_capacity(len.min(1 << 24)),
         })
     }
 

@@ -48,8 +48,8 @@ pub fn read_segment_table(
     let corrupt = |why: &str| Error::Corrupt(format!("chunk {chunk}: segment table: {why}"));
     let mut at = 0;
     let count = read_varint(payload, &mut at).ok_or_else(|| corrupt("truncated"))?;
-    // Every segment covers at least one byte.
-    if count > chunk_len {
+    // Every segment covers at least one byte and takes at least one byte of table.
+    if count > chunk_len || count > payload.len() as u64 {
         return Err(corrupt("more segments than bytes"));
     }
     let mut segments = Vec::with_capacity(count as usize);

@@ -71,7 +71,7 @@ impl Index {
         let index_end = file.len() - FOOTER_SIZE;
         let index_offset = usize::try_from(index_offset)
             .ok()
-            .filter(|&o| o >= payload_start && o + 16 <= index_end)
+            .filter(|&o| o >= payload_start && o.checked_add(16).is_some_and(|end| end <= index_end))
             .ok_or_else(|| Error::Corrupt(format!("index offset {index_offset} out of range")))?;
         let body = &file[index_offset..index_end];
         let stored = u32::from_le_bytes(body[body.len() - 4..].try_into().expect("4 bytes"));
