@@ -9,7 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("{0}")]
     IoOther(#[from] std::io::Error),
@@ -26,8 +29,14 @@ pub enum Error {
     #[error("reserved bits set in {field}: {value:#x} (archive from a newer nzip, or damaged)")]
     ReservedBits { field: &'static str, value: u64 },
 
-    #[error("{what} CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (archive damaged)")]
-    CrcMismatch { what: String, stored: u32, computed: u32 },
+    #[error(
+        "{what} CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (archive damaged)"
+    )]
+    CrcMismatch {
+        what: String,
+        stored: u32,
+        computed: u32,
+    },
 
     #[error("corrupt archive: {0}")]
     Corrupt(String),
@@ -39,7 +48,12 @@ pub enum Error {
     ModelMissing { name: String, hint: String },
 
     #[error("model file {} has SHA-256 {actual}, expected {expected} ({hint})", path.display())]
-    ModelHashMismatch { path: PathBuf, expected: String, actual: String, hint: String },
+    ModelHashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        hint: String,
+    },
 
     #[error("model fetch failed: {0}")]
     Fetch(String),
@@ -68,6 +82,9 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

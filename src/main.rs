@@ -25,7 +25,11 @@ fn main() {
             }
         }
         eprintln!("nzip: error: {e}");
-        let code = if matches!(e, nzip::Error::Usage(_)) { 2 } else { 1 };
+        let code = if matches!(e, nzip::Error::Usage(_)) {
+            2
+        } else {
+            1
+        };
         std::process::exit(code);
     }
 }

@@ -71,7 +71,12 @@ pub struct DecompressOptions {
 
 impl Default for DecompressOptions {
     fn default() -> Self {
-        Self { model_path: None, force_numerics: false, threads: default_threads(), fetch: FetchPolicy::Auto }
+        Self {
+            model_path: None,
+            force_numerics: false,
+            threads: default_threads(),
+            fetch: FetchPolicy::Auto,
+        }
     }
 }
 
@@ -80,7 +85,11 @@ pub fn default_threads() -> usize {
 }
 
 /// Compresses `data` into a complete archive. `progress` receives original bytes done so far.
-pub fn compress(data: &[u8], opts: &CompressOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<u8>> {
+pub fn compress(
+    data: &[u8],
+    opts: &CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>> {
     let chunks = plan_chunks(data, opts.chunk_size);
     let mut header = Header {
         original_size: data.len() as u64,
@@ -100,12 +109,16 @@ pub fn compress(data: &[u8], opts: &CompressOptions, progress: &(dyn Fn(u64) + S
         seqs: opts.seqs,
         start_token: model_file.start_token,
     };
-    schedule.validate(Some(lm.n_vocab())).map_err(|e| Error::Usage(e.to_string()))?;
+    schedule
+        .validate(Some(lm.n_vocab()))
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let pool = thread_pool(opts.threads)?;
     pool.install(|| {
         let vocab = Vocabulary::new(&lm);
-        let segments: Vec<Vec<Segment>> =
-            chunks.par_iter().map(|r| segment_chunk(&vocab, &data[r.clone()])).collect();
+        let segments: Vec<Vec<Segment>> = chunks
+            .par_iter()
+            .map(|r| segment_chunk(&vocab, &data[r.clone()]))
+            .collect();
         let total_tokens: u64 = segments.iter().map(|s| token_count(s)).sum();
         if total_tokens > 0 {
             header.model = Some(ModelSection {
@@ -117,7 +130,11 @@ pub fn compress(data: &[u8], opts: &CompressOptions, progress: &(dyn Fn(u64) + S
                 schedule,
             });
         }
-        let mut runner = if total_tokens > 0 { Some(lm.group_runner(&schedule, opts.threads)?) } else { None };
+        let mut runner = if total_tokens > 0 {
+            Some(lm.group_runner(&schedule, opts.threads)?)
+        } else {
+            None
+        };
         let mut entries = Vec::with_capacity(chunks.len());
         let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(chunks.len());
         let mut done_bytes = 0u64;
@@ -164,13 +181,22 @@ fn encode_group(
 ) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
     let mut stored = vec![false; group.len()];
     loop {
-        let n_tokens: Vec<u64> =
-            (0..group.len()).map(|i| if stored[i] { 0 } else { token_count(&segments[i]) }).collect();
+        let n_tokens: Vec<u64> = (0..group.len())
+            .map(|i| {
+                if stored[i] {
+                    0
+                } else {
+                    token_count(&segments[i])
+                }
+            })
+            .collect();
         let mut encoders: Vec<Option<ChunkEncoder>> = (0..group.len())
             .map(|i| (!stored[i]).then(|| ChunkEncoder::new(&data[group[i].clone()], &segments[i])))
             .collect();
         if n_tokens.iter().any(|&n| n > 0) {
-            let runner = runner.as_deref_mut().ok_or_else(|| Error::Internal("no LLM runner".into()))?;
+            let runner = runner
+                .as_deref_mut()
+                .ok_or_else(|| Error::Internal("no LLM runner".into()))?;
             let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
             let mut step = 0u64;
             runner.run(&mut encoders, &n_tokens, |_| {
@@ -247,7 +273,9 @@ impl<D: ChunkDriver> ChunkDriver for Option<D> {
     fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
         match self {
             Some(d) => d.next_token(logits),
-            None => Err(Error::Internal("LLM step for a chunk without tokens".into())),
+            None => Err(Error::Internal(
+                "LLM step for a chunk without tokens".into(),
+            )),
         }
     }
 }
@@ -266,9 +294,13 @@ pub fn decompress(
         Some(m) => {
             let here = llama::numerics_fingerprint();
             if m.numerics != here && !opts.force_numerics {
-                return Err(Error::NumericsMismatch { archive: m.numerics.clone(), here });
+                return Err(Error::NumericsMismatch {
+                    archive: m.numerics.clone(),
+                    here,
+                });
             }
-            let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
+            let file =
+                models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
             let lm = LanguageModel::load(&file.path)?;
             if lm.n_vocab() != m.n_vocab as usize {
                 return Err(Error::Corrupt(format!(
@@ -290,7 +322,12 @@ pub fn decompress(
                 let computed = crc32fast::hash(&bytes);
                 if computed != entry.crc32 {
                     return Err(Error::CrcMismatch {
-                        what: format!("chunk {} (original bytes {}..{})", first + i, done, done + entry.len),
+                        what: format!(
+                            "chunk {} (original bytes {}..{})",
+                            first + i,
+                            done,
+                            done + entry.len
+                        ),
                         stored: entry.crc32,
                         computed,
                     });
@@ -307,7 +344,8 @@ pub fn decompress(
                 let mut runner = lm.group_runner(schedule, opts.threads)?;
                 let seqs = schedule.seqs as usize;
                 for (g, group) in entries.chunks(seqs).enumerate() {
-                    let decoded = decode_group(&archive, g * seqs, group, &vocab, Some(&mut runner))?;
+                    let decoded =
+                        decode_group(&archive, g * seqs, group, &vocab, Some(&mut runner))?;
                     write_group(g * seqs, decoded)?;
                 }
             }
@@ -341,14 +379,22 @@ fn decode_group<T: Tokenizer>(
         decoders.push(match entry.kind {
             ChunkKind::Stored => None,
             ChunkKind::Modelled => {
-                let (segments, used) = codec::read_segment_table(payload, index, entry.len, entry.tokens)?;
-                Some(ChunkDecoder::new(index, tokenizer, segments, &payload[used..], entry.len as usize)?)
+                let (segments, used) =
+                    codec::read_segment_table(payload, index, entry.len, entry.tokens)?;
+                Some(ChunkDecoder::new(
+                    index,
+                    tokenizer,
+                    segments,
+                    &payload[used..],
+                    entry.len as usize,
+                )?)
             }
         });
     }
     let n_tokens: Vec<u64> = group.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
-        let runner = runner.ok_or_else(|| Error::Corrupt("chunks with tokens but no model".into()))?;
+        let runner =
+            runner.ok_or_else(|| Error::Corrupt("chunks with tokens but no model".into()))?;
         runner.run(&mut decoders, &n_tokens, |_| {})?;
     }
     decoders

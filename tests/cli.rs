@@ -9,12 +9,21 @@ use crate::util::{corpus, file_with, nzip};
 fn compress_then_decompress_in_other_processes_with_other_threads() {
     let data = corpus("alice29.txt")[..2500].to_vec();
     let (dir, input) = file_with("alice.txt", &data);
-    nzip().args(["compress", "--threads", "2", "--chunk-size", "900"]).arg(&input).assert().success();
+    nzip()
+        .args(["compress", "--threads", "2", "--chunk-size", "900"])
+        .arg(&input)
+        .assert()
+        .success();
     let archive = dir.path().join("alice.txt.nz");
     assert!(archive.exists());
     assert!(input.exists(), "the input is kept by default");
     let out = dir.path().join("back.txt");
-    nzip().args(["decompress", "--threads", "1", "-o"]).arg(&out).arg(&archive).assert().success();
+    nzip()
+        .args(["decompress", "--threads", "1", "-o"])
+        .arg(&out)
+        .arg(&archive)
+        .assert()
+        .success();
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
 
@@ -25,7 +34,12 @@ fn gzip_style_shorthands_and_rm() {
     nzip().arg(&input).assert().success(); // nzip FILE = compress
     std::fs::remove_file(&input).unwrap();
     let archive = dir.path().join("t.txt.nz");
-    nzip().arg("-d").arg("--rm").arg(&archive).assert().success(); // nzip -d FILE.nz
+    nzip()
+        .arg("-d")
+        .arg("--rm")
+        .arg(&archive)
+        .assert()
+        .success(); // nzip -d FILE.nz
     assert_eq!(std::fs::read(&input).unwrap(), data);
     assert!(!archive.exists(), "--rm removes the input after success");
 }
@@ -33,9 +47,23 @@ fn gzip_style_shorthands_and_rm() {
 #[test]
 fn stdin_to_stdout_and_back() {
     let data = b"piped through standard input and output, both ways.\n".to_vec();
-    let archive = nzip().args(["compress", "-c", "-"]).write_stdin(data.clone()).assert().success().get_output().stdout.clone();
+    let archive = nzip()
+        .args(["compress", "-c", "-"])
+        .write_stdin(data.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     assert!(archive.starts_with(b"\x89NZIP"));
-    let back = nzip().args(["decompress", "-c"]).write_stdin(archive).assert().success().get_output().stdout.clone();
+    let back = nzip()
+        .args(["decompress", "-c"])
+        .write_stdin(archive)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     assert_eq!(back, data);
 }
 
@@ -44,9 +72,18 @@ fn existing_output_needs_force() {
     let (dir, input) = file_with("x.txt", b"some text that is long enough");
     let out = dir.path().join("x.txt.nz");
     std::fs::write(&out, b"precious").unwrap();
-    nzip().arg("compress").arg(&input).assert().code(1).stderr(predicate::str::contains("already exists"));
+    nzip()
+        .arg("compress")
+        .arg(&input)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
-    nzip().args(["compress", "-f"]).arg(&input).assert().success();
+    nzip()
+        .args(["compress", "-f"])
+        .arg(&input)
+        .assert()
+        .success();
     assert!(std::fs::read(&out).unwrap().starts_with(b"\x89NZIP"));
 }
 
@@ -61,15 +98,29 @@ fn unreadable_input_is_an_error_naming_it() {
 
 #[test]
 fn usage_errors_exit_2() {
-    nzip().args(["compress", "--threads", "0", "x"]).assert().code(2);
-    nzip().args(["frobnicate-not-a-flag", "--bogus"]).assert().code(2);
+    nzip()
+        .args(["compress", "--threads", "0", "x"])
+        .assert()
+        .code(2);
+    nzip()
+        .args(["frobnicate-not-a-flag", "--bogus"])
+        .assert()
+        .code(2);
     let (_dir, input) = file_with("plain.bin", b"data");
-    nzip().arg("decompress").arg(&input).assert().code(2).stderr(predicate::str::contains("suffix"));
+    nzip()
+        .arg("decompress")
+        .arg(&input)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("suffix"));
 }
 
 #[test]
 fn info_prints_every_field() {
-    let (dir, input) = file_with("i.txt", b"information about an archive, please, in text and json.\n");
+    let (dir, input) = file_with(
+        "i.txt",
+        b"information about an archive, please, in text and json.\n",
+    );
     nzip().arg("compress").arg(&input).assert().success();
     let archive = dir.path().join("i.txt.nz");
     nzip()
@@ -80,14 +131,30 @@ fn info_prints_every_field() {
         .stdout(predicate::str::contains("smollm2-135m-instruct-q4_1"))
         .stdout(predicate::str::contains("numerics"))
         .stdout(predicate::str::contains("window 1024"));
-    let json = nzip().args(["info", "--json"]).arg(&archive).assert().success().get_output().stdout.clone();
+    let json = nzip()
+        .args(["info", "--json"])
+        .arg(&archive)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v["original_bytes"], 56);
-    assert_eq!(v["model"]["sha256"], "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53");
+    assert_eq!(
+        v["model"]["sha256"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
     assert_eq!(v["chunks"].as_array().unwrap().len(), 1);
 }
 
 #[test]
 fn model_list_shows_the_default() {
-    nzip().args(["model", "list"]).assert().success().stdout(predicate::str::contains("smollm2-135m-instruct-q4_1 (default)"));
+    nzip()
+        .args(["model", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "smollm2-135m-instruct-q4_1 (default)",
+        ));
 }

@@ -15,7 +15,9 @@ const TEXT: &[u8] = b"A small archive for the error tests: long enough to have t
 
 fn text_archive() -> Vec<u8> {
     static ARCHIVE: OnceLock<Vec<u8>> = OnceLock::new();
-    ARCHIVE.get_or_init(|| compress(TEXT, &CompressOptions::default(), &|_| {}).unwrap()).clone()
+    ARCHIVE
+        .get_or_init(|| compress(TEXT, &CompressOptions::default(), &|_| {}).unwrap())
+        .clone()
 }
 
 fn decode(archive: &[u8]) -> Result<Vec<u8>, Error> {
@@ -26,14 +28,31 @@ fn decode(archive: &[u8]) -> Result<Vec<u8>, Error> {
 /// Decompresses `archive` with the CLI; asserts failure with `message` and no output left.
 fn cli_refuses(archive: &[u8], message: &str, extra: &[&str]) {
     let (dir, path) = file_with("bad.txt.nz", archive);
-    nzip().arg("decompress").args(extra).arg(&path).assert().code(1).stderr(predicate::str::contains(message));
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers, vec![std::ffi::OsString::from("bad.txt.nz")], "no output may be left behind");
+    nzip()
+        .arg("decompress")
+        .args(extra)
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(message));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("bad.txt.nz")],
+        "no output may be left behind"
+    );
 }
 
 #[test]
 fn not_an_nzip_file() {
-    cli_refuses(b"\x1f\x8b\x08 this is gzip, not nzip", "not an nzip archive", &[]);
+    cli_refuses(
+        b"\x1f\x8b\x08 this is gzip, not nzip",
+        "not an nzip archive",
+        &[],
+    );
 }
 
 #[test]
@@ -41,7 +60,10 @@ fn truncated_files() {
     let a = text_archive();
     for cut in [3, 20, a.len() / 2, a.len() - 1] {
         let err = decode(&a[..cut]).unwrap_err();
-        assert!(matches!(err, Error::Truncated(_) | Error::Corrupt(_)), "cut at {cut}: {err}");
+        assert!(
+            matches!(err, Error::Truncated(_) | Error::Corrupt(_)),
+            "cut at {cut}: {err}"
+        );
     }
     cli_refuses(&a[..a.len() - 5], "truncated", &[]);
 }
@@ -57,7 +79,10 @@ fn flipped_bit_in_header_and_payload() {
     let mut p = a.clone();
     p[header_size + 6] ^= 0x01;
     let err = decode(&p).unwrap_err();
-    assert!(matches!(err, Error::CrcMismatch { .. } | Error::Corrupt(_)), "{err}");
+    assert!(
+        matches!(err, Error::CrcMismatch { .. } | Error::Corrupt(_)),
+        "{err}"
+    );
     cli_refuses(&p, "chunk", &[]);
 }
 
@@ -78,12 +103,19 @@ fn reserved_bits_set() {
 #[test]
 fn numerics_mismatch_and_forcing_it() {
     let mut a = text_archive();
-    let at = a.windows(4).position(|w| w == b"CPU;").expect("numerics in header");
+    let at = a
+        .windows(4)
+        .position(|w| w == b"CPU;")
+        .expect("numerics in header");
     edit_header(&mut a, |h| h[at..at + 3].copy_from_slice(b"GPU"));
     cli_refuses(&a, "numerics mismatch", &[]);
     // Forced, it decodes (the logits are in fact the same here), and the CRCs vouch for it.
     let (dir, path) = file_with("forced.txt.nz", &a);
-    nzip().args(["decompress", "--force-numerics"]).arg(&path).assert().success();
+    nzip()
+        .args(["decompress", "--force-numerics"])
+        .arg(&path)
+        .assert()
+        .success();
     assert_eq!(std::fs::read(dir.path().join("forced.txt")).unwrap(), TEXT);
 }
 
@@ -122,7 +154,12 @@ fn model_hash_mismatch() {
 #[test]
 fn unknown_model_name() {
     let (_dir, input) = file_with("u.txt", TEXT);
-    nzip().args(["compress", "--model", "no-such-model"]).arg(&input).assert().code(1).stderr(predicate::str::contains("unknown model"));
+    nzip()
+        .args(["compress", "--model", "no-such-model"])
+        .arg(&input)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown model"));
 }
 
 /// Archives without a model section decode fast, so they take the bulk of the mutations.
@@ -132,10 +169,22 @@ fn raw_archive() -> Vec<u8> {
         .get_or_init(|| {
             let mut data = random_bytes(3000, 5);
             data.extend(b"\x00\x01\x02\x00\x01\x02\x00\x01\x02".repeat(50));
-            let archive = compress(&data, &CompressOptions { chunk_size: 700, ..CompressOptions::default() }, &|_| {}).unwrap();
+            let archive = compress(
+                &data,
+                &CompressOptions {
+                    chunk_size: 700,
+                    ..CompressOptions::default()
+                },
+                &|_| {},
+            )
+            .unwrap();
             let parsed = nzip::container::Archive::parse(&archive).unwrap();
             assert!(parsed.header.model.is_none());
-            assert!(parsed.index.chunks.iter().any(|c| c.kind == nzip::container::ChunkKind::Modelled));
+            assert!(parsed
+                .index
+                .chunks
+                .iter()
+                .any(|c| c.kind == nzip::container::ChunkKind::Modelled));
             archive
         })
         .clone()

@@ -8,15 +8,23 @@ use crate::util::{corpus, random_bytes};
 
 /// Small chunks so that even few-KB inputs run several chunks in lockstep.
 fn opts() -> CompressOptions {
-    CompressOptions { chunk_size: 1024, ..CompressOptions::default() }
+    CompressOptions {
+        chunk_size: 1024,
+        ..CompressOptions::default()
+    }
 }
 
 fn round_trip_with(data: &[u8], copts: &CompressOptions) -> Vec<u8> {
     let archive = compress(data, copts, &|_| {}).expect("compress");
     let mut back = Vec::new();
-    let n = decompress(&archive, &DecompressOptions::default(), &mut back, &|_| {}).expect("decompress");
+    let n = decompress(&archive, &DecompressOptions::default(), &mut back, &|_| {})
+        .expect("decompress");
     assert_eq!(n, data.len() as u64);
-    assert!(back == data, "round trip changed the data ({} bytes)", data.len());
+    assert!(
+        back == data,
+        "round trip changed the data ({} bytes)",
+        data.len()
+    );
     archive
 }
 
@@ -40,19 +48,33 @@ fn one_byte() {
 
 #[test]
 fn corpus_text_slices() {
-    for (name, start) in [("alice29.txt", 20_000), ("asyoulik.txt", 5_000), ("enwik6", 100_000), ("html", 0), ("urls.10K", 0)] {
+    for (name, start) in [
+        ("alice29.txt", 20_000),
+        ("asyoulik.txt", 5_000),
+        ("enwik6", 100_000),
+        ("html", 0),
+        ("urls.10K", 0),
+    ] {
         let data = corpus(name);
         let slice = &data[start..start + 3000];
         let archive = round_trip(slice);
         let a = Archive::parse(&archive).unwrap();
         assert!(a.index.chunks.len() >= 3, "{name}: several chunks expected");
         assert!(
-            a.index.chunks.iter().all(|c| c.kind == ChunkKind::Modelled && c.tokens > 0),
+            a.index
+                .chunks
+                .iter()
+                .all(|c| c.kind == ChunkKind::Modelled && c.tokens > 0),
             "{name}: text chunks go through the LLM"
         );
         // Even in 1 KB chunks with all framing counted, the LLM must beat 4 bits per byte
         // (URLs are the hardest: about 3.4 here).
-        assert!(archive.len() * 8 < slice.len() * 4, "{name}: {} bytes for {}", archive.len(), slice.len());
+        assert!(
+            archive.len() * 8 < slice.len() * 4,
+            "{name}: {} bytes for {}",
+            archive.len(),
+            slice.len()
+        );
     }
 }
 
@@ -60,9 +82,17 @@ fn corpus_text_slices() {
 fn random_bytes_grow_at_most_one_percent() {
     let data = random_bytes(64 * 1024, 7);
     let archive = round_trip_with(&data, &CompressOptions::default());
-    assert!(archive.len() <= data.len() + data.len() / 100, "{} -> {}", data.len(), archive.len());
+    assert!(
+        archive.len() <= data.len() + data.len() / 100,
+        "{} -> {}",
+        data.len(),
+        archive.len()
+    );
     let a = Archive::parse(&archive).unwrap();
-    assert!(a.header.model.is_none(), "random data needs no model to decode");
+    assert!(
+        a.header.model.is_none(),
+        "random data needs no model to decode"
+    );
 }
 
 #[test]
@@ -71,12 +101,21 @@ fn awkward_text_for_the_tokenizer() {
     data.extend(b"Plain prose to start with, then the tricky parts follow.\r\n");
     data.extend(b"Special tokens as text: <|endoftext|> and <|im_start|>user\nhi<|im_end|>\n");
     data.extend(b"Invalid UTF-8: \xff\xfe\xc3\x28 and a lone continuation \x80 byte.\n");
-    data.extend("Dropped characters: \u{4} \u{13} \u{6}\u{14}\u{16}\u{1d} \u{40000}\u{FFFFF} end.\n".as_bytes());
+    data.extend(
+        "Dropped characters: \u{4} \u{13} \u{6}\u{14}\u{16}\u{1d} \u{40000}\u{FFFFF} end.\n"
+            .as_bytes(),
+    );
     data.extend(b"NUL bytes \0\0 in the middle\0 of text, and a tab\there.\r\n");
     data.extend("Unicode: café, naïve, 日本語, emoji 😀, U+FFFD \u{FFFD}.\n".as_bytes());
     data.extend(&[0xF0, 0x9F, 0x98]); // truncated 4-byte sequence at the very end
     round_trip(&data);
-    round_trip_with(&data, &CompressOptions { chunk_size: 37, ..opts() });
+    round_trip_with(
+        &data,
+        &CompressOptions {
+            chunk_size: 37,
+            ..opts()
+        },
+    );
 }
 
 #[test]
@@ -95,10 +134,20 @@ fn text_flipping_to_binary() {
 fn sliding_window_many_times() {
     // ~1,000 tokens through a 64-token window: about 20 slides per chunk.
     let data = &corpus("alice29.txt")[40_000..44_000];
-    let copts = CompressOptions { chunk_size: 2000, window: 64, slide: 16, sinks: 4, seqs: 2, ..opts() };
+    let copts = CompressOptions {
+        chunk_size: 2000,
+        window: 64,
+        slide: 16,
+        sinks: 4,
+        seqs: 2,
+        ..opts()
+    };
     let archive = round_trip_with(data, &copts);
     let a = Archive::parse(&archive).unwrap();
-    assert!(a.index.chunks[0].tokens > 3 * 64, "the first chunk must slide several times");
+    assert!(
+        a.index.chunks[0].tokens > 3 * 64,
+        "the first chunk must slide several times"
+    );
     let s = a.header.model.unwrap().schedule;
     assert_eq!((s.window, s.slide, s.sinks, s.seqs), (64, 16, 4, 2));
 }
@@ -107,7 +156,11 @@ fn sliding_window_many_times() {
 fn groups_of_fewer_sequences_than_chunks() {
     // 5 or more chunks with 2 sequences per context: three groups or more.
     let data = &corpus("asyoulik.txt")[10_000..12_500];
-    let copts = CompressOptions { chunk_size: 500, seqs: 2, ..opts() };
+    let copts = CompressOptions {
+        chunk_size: 500,
+        seqs: 2,
+        ..opts()
+    };
     let archive = round_trip_with(data, &copts);
     assert!(Archive::parse(&archive).unwrap().index.chunks.len() >= 5);
 }
@@ -116,6 +169,17 @@ fn groups_of_fewer_sequences_than_chunks() {
 fn compression_is_deterministic() {
     let data = &corpus("html")[20_000..21_500];
     let a = compress(data, &opts(), &|_| {}).unwrap();
-    let b = compress(data, &CompressOptions { threads: 1, ..opts() }, &|_| {}).unwrap();
-    assert!(a == b, "same input and options must give the same archive, whatever the threads");
+    let b = compress(
+        data,
+        &CompressOptions {
+            threads: 1,
+            ..opts()
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert!(
+        a == b,
+        "same input and options must give the same archive, whatever the threads"
+    );
 }

@@ -16,11 +16,20 @@ use crate::util::{corpus, random_bytes};
 fn tiny_model() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let source = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto).expect("default model");
+        let source =
+            models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto).expect("default model");
         let dest = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nzip-tiny.gguf");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/make-tiny-model.py");
-        let status = Command::new("python3").arg(&script).arg(&source.path).arg(&dest).status().expect("run python3");
-        assert!(status.success(), "make-tiny-model.py failed (needs `pip install gguf numpy`)");
+        let status = Command::new("python3")
+            .arg(&script)
+            .arg(&source.path)
+            .arg(&dest)
+            .status()
+            .expect("run python3");
+        assert!(
+            status.success(),
+            "make-tiny-model.py failed (needs `pip install gguf numpy`)"
+        );
         dest
     })
     .clone()
@@ -28,10 +37,18 @@ fn tiny_model() -> PathBuf {
 
 fn round_trip(data: &[u8], copts: &CompressOptions) -> Vec<u8> {
     let archive = compress(data, copts, &|_| {}).expect("compress");
-    let dopts = DecompressOptions { model_path: Some(tiny_model()), threads: 1, ..DecompressOptions::default() };
+    let dopts = DecompressOptions {
+        model_path: Some(tiny_model()),
+        threads: 1,
+        ..DecompressOptions::default()
+    };
     let mut back = Vec::new();
     decompress(&archive, &dopts, &mut back, &|_| {}).expect("decompress");
-    assert!(back == data, "round trip changed {} bytes of input", data.len());
+    assert!(
+        back == data,
+        "round trip changed {} bytes of input",
+        data.len()
+    );
     archive
 }
 
@@ -53,8 +70,15 @@ fn large_text_in_many_groups_with_many_slides() {
     let archive = round_trip(data, &opts());
     let a = Archive::parse(&archive).unwrap();
     let chunks = &a.index.chunks;
-    assert!(chunks.len() >= 8, "several groups of 3: {} chunks", chunks.len());
-    assert!(chunks.iter().map(|c| c.tokens).max().unwrap() > 20 * 96, "many window slides per chunk");
+    assert!(
+        chunks.len() >= 8,
+        "several groups of 3: {} chunks",
+        chunks.len()
+    );
+    assert!(
+        chunks.iter().map(|c| c.tokens).max().unwrap() > 20 * 96,
+        "many window slides per chunk"
+    );
     assert_eq!(a.header.model.unwrap().name, "nzip-tiny");
 }
 

@@ -42,7 +42,12 @@ impl Schedule {
         if u64::from(self.window) * u64::from(self.seqs) > MAX_CONTEXT {
             return bad("window × sequences exceeds the largest context nzip creates");
         }
-        if self.slide == 0 || self.sinks.checked_add(self.slide).is_none_or(|e| e >= self.window) {
+        if self.slide == 0
+            || self
+                .sinks
+                .checked_add(self.slide)
+                .is_none_or(|e| e >= self.window)
+        {
             return bad("sinks + slide must be below the window, slide at least 1");
         }
         if let Some(n) = n_vocab {
@@ -119,11 +124,27 @@ mod tests {
 
     #[test]
     fn schedule_validation() {
-        let ok = Schedule { window: 1024, slide: 256, sinks: 4, seqs: 16, start_token: 0 };
+        let ok = Schedule {
+            window: 1024,
+            slide: 256,
+            sinks: 4,
+            seqs: 16,
+            start_token: 0,
+        };
         assert!(ok.validate(Some(49152)).is_ok());
         assert!(Schedule { slide: 1021, ..ok }.validate(None).is_err());
         assert!(Schedule { seqs: 0, ..ok }.validate(None).is_err());
-        assert!(Schedule { start_token: 49152, ..ok }.validate(Some(49152)).is_err());
-        assert!(Schedule { sinks: u32::MAX, ..ok }.validate(None).is_err());
+        assert!(Schedule {
+            start_token: 49152,
+            ..ok
+        }
+        .validate(Some(49152))
+        .is_err());
+        assert!(Schedule {
+            sinks: u32::MAX,
+            ..ok
+        }
+        .validate(None)
+        .is_err());
     }
 }

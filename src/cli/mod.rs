@@ -16,7 +16,11 @@ pub fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
     } else if !SUBCOMMANDS.contains(&first.as_str())
         && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
     {
-        if argv.iter().skip(1).any(|a| a == "-d" || a == "--decompress") {
+        if argv
+            .iter()
+            .skip(1)
+            .any(|a| a == "-d" || a == "--decompress")
+        {
             argv.retain(|a| a != "-d" && a != "--decompress");
             argv.insert(1, "decompress".into());
         } else {

@@ -100,7 +100,10 @@ impl<T: Tokenizer> ChunkDriver for ChunkDecoder<'_, T> {
         };
         self.quantizer.logits_to_cdf(logits, &mut self.cdf);
         let token = self.coder.decode(&self.cdf, self.index)? as u32;
-        let piece = self.tokenizer.piece(token).ok_or_else(|| self.corrupt("token out of range"))?;
+        let piece = self
+            .tokenizer
+            .piece(token)
+            .ok_or_else(|| self.corrupt("token out of range"))?;
         if (self.out.len() - self.segment_start + piece.len()) as u64 > len {
             return Err(self.corrupt("text segment decodes past its length"));
         }

@@ -60,7 +60,9 @@ pub fn read_segment_table(
         if len == 0 {
             return Err(corrupt("empty segment"));
         }
-        bytes = bytes.checked_add(len).ok_or_else(|| corrupt("length overflow"))?;
+        bytes = bytes
+            .checked_add(len)
+            .ok_or_else(|| corrupt("length overflow"))?;
         if v & 1 == KIND_TEXT {
             let n = read_varint(payload, &mut at).ok_or_else(|| corrupt("truncated"))?;
             if n == 0 || n > len {
@@ -73,10 +75,14 @@ pub fn read_segment_table(
         }
     }
     if bytes != chunk_len {
-        return Err(corrupt(&format!("segments cover {bytes} bytes, chunk has {chunk_len}")));
+        return Err(corrupt(&format!(
+            "segments cover {bytes} bytes, chunk has {chunk_len}"
+        )));
     }
     if tokens != chunk_tokens {
-        return Err(corrupt(&format!("segments hold {tokens} tokens, index says {chunk_tokens}")));
+        return Err(corrupt(&format!(
+            "segments hold {tokens} tokens, index says {chunk_tokens}"
+        )));
     }
     Ok((segments, at))
 }
@@ -110,9 +116,15 @@ mod tests {
     #[test]
     fn segment_table_round_trip() {
         let segs = vec![
-            Segment::Text { len: 300, tokens: vec![1; 70] },
+            Segment::Text {
+                len: 300,
+                tokens: vec![1; 70],
+            },
             Segment::Raw { len: 5 },
-            Segment::Text { len: 9, tokens: vec![2, 3] },
+            Segment::Text {
+                len: 9,
+                tokens: vec![2, 3],
+            },
         ];
         let mut buf = Vec::new();
         write_segment_table(&segs, &mut buf);
@@ -122,7 +134,10 @@ mod tests {
         assert_eq!(
             table,
             vec![
-                SegmentHeader::Text { len: 300, tokens: 70 },
+                SegmentHeader::Text {
+                    len: 300,
+                    tokens: 70
+                },
                 SegmentHeader::Raw { len: 5 },
                 SegmentHeader::Text { len: 9, tokens: 2 }
             ]

@@ -88,7 +88,10 @@ impl Quantizer {
 /// Panics if there are no symbols or more than `TOTAL / 2` of them (a programming error).
 pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
     let n = weights.len();
-    assert!(n > 0 && n <= (TOTAL / 2) as usize, "symbol count {n} out of range");
+    assert!(
+        n > 0 && n <= (TOTAL / 2) as usize,
+        "symbol count {n} out of range"
+    );
     let budget = (TOTAL as u64) - n as u64; // what remains after the floor of 1 each
     let sum: u64 = weights.iter().sum();
     let mut heaviest = 0;
@@ -165,7 +168,9 @@ mod tests {
     fn logits_become_a_valid_cdf() {
         let mut q = Quantizer::new();
         let mut cdf = Vec::new();
-        let logits: Vec<f32> = (0..49_152).map(|i| ((i * 7919) % 1000) as f32 / 50.0).collect();
+        let logits: Vec<f32> = (0..49_152)
+            .map(|i| ((i * 7919) % 1000) as f32 / 50.0)
+            .collect();
         q.logits_to_cdf(&logits, &mut cdf);
         check_cdf(&cdf, logits.len());
         // The highest logit gets the largest share.

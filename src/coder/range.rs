@@ -46,7 +46,11 @@ impl DecoderModel<P> for CdfModel<'_> {
         let left = self.0[s];
         let right = self.0[s + 1];
         // A valid CDF is strictly increasing, so this never falls back.
-        (s, left, NonZeroU32::new(right - left).unwrap_or(NonZeroU32::MIN))
+        (
+            s,
+            left,
+            NonZeroU32::new(right - left).unwrap_or(NonZeroU32::MIN),
+        )
     }
 }
 
@@ -63,7 +67,9 @@ impl Default for SymbolEncoder {
 
 impl SymbolEncoder {
     pub fn new() -> Self {
-        Self { inner: DefaultRangeEncoder::new() }
+        Self {
+            inner: DefaultRangeEncoder::new(),
+        }
     }
 
     /// Encodes `symbol` under `cdf` (as built by the quantizer).
@@ -98,10 +104,14 @@ impl SymbolDecoder {
                 bytes.len()
             )));
         }
-        let words: Vec<u32> =
-            bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let words: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let inner = DefaultRangeDecoder::from_compressed(words).map_err(|_| {
-            Error::Corrupt(format!("chunk {chunk}: coded stream cannot start a range decoder"))
+            Error::Corrupt(format!(
+                "chunk {chunk}: coded stream cannot start a range decoder"
+            ))
         })?;
         Ok(Self { inner })
     }
@@ -149,6 +159,9 @@ mod tests {
 
     #[test]
     fn ragged_stream_is_corrupt() {
-        assert!(matches!(SymbolDecoder::new(&[1, 2, 3], 7), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            SymbolDecoder::new(&[1, 2, 3], 7),
+            Err(Error::Corrupt(_))
+        ));
     }
 }

@@ -32,19 +32,36 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         args.files.clone()
     };
-    let threads = args.threads.map_or(pipeline::default_threads(), usize::from);
+    let threads = args
+        .threads
+        .map_or(pipeline::default_threads(), usize::from);
     let copts = CompressOptions {
-        model: args.model.clone().unwrap_or_else(|| models::DEFAULT_MODEL.into()),
+        model: args
+            .model
+            .clone()
+            .unwrap_or_else(|| models::DEFAULT_MODEL.into()),
         threads,
         fetch: models::FetchPolicy::from_env(),
         ..CompressOptions::default()
     };
-    let dopts = DecompressOptions { threads, fetch: copts.fetch, ..DecompressOptions::default() };
-    let tools: Vec<(&str, &[&str])> = vec![("gzip", &["-9", "-c"]), ("xz", &["-9", "-c"]), ("zstd", &["-19", "-c", "-q"])];
+    let dopts = DecompressOptions {
+        threads,
+        fetch: copts.fetch,
+        ..DecompressOptions::default()
+    };
+    let tools: Vec<(&str, &[&str])> = vec![
+        ("gzip", &["-9", "-c"]),
+        ("xz", &["-9", "-c"]),
+        ("zstd", &["-19", "-c", "-q"]),
+    ];
 
     println!(
         "nzip bench, {}, model {}, {threads} threads, chunk {} B, window {}",
-        if args.full { "whole files".to_string() } else { format!("first {} bytes of each file", args.slice) },
+        if args.full {
+            "whole files".to_string()
+        } else {
+            format!("first {} bytes of each file", args.slice)
+        },
         copts.model,
         copts.chunk_size,
         copts.window
@@ -70,8 +87,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Some(n) if !data.is_empty() => format!("{:.3}", 8.0 * n as f64 / data.len() as f64),
             _ => "-".into(),
         };
-        let others: Vec<String> = tools.iter().map(|(tool, flags)| bpb(external_size(tool, flags, &data))).collect();
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let others: Vec<String> = tools
+            .iter()
+            .map(|(tool, flags)| bpb(external_size(tool, flags, &data)))
+            .collect();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         println!(
             "{:<14} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10.2} {:>10.2} {:>6}",
             name,
@@ -91,7 +114,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     if sum_in > 0 {
-        println!("total: {sum_in} bytes -> {sum_nz} bytes ({:.3} bits per byte)", 8.0 * sum_nz as f64 / sum_in as f64);
+        println!(
+            "total: {sum_in} bytes -> {sum_nz} bytes ({:.3} bits per byte)",
+            8.0 * sum_nz as f64 / sum_in as f64
+        );
     }
     Ok(())
 }

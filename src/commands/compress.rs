@@ -54,9 +54,17 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
     let started = std::time::Instant::now();
     let archive = pipeline::compress(&data, opts, &|done| bar.set_position(done))?;
     bar.finish_and_clear();
-    out.writer().write_all(&archive).map_err(|e| Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), e))?;
+    out.writer()
+        .write_all(&archive)
+        .map_err(|e| Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), e))?;
     out.commit(file)?;
-    report(io, file, data.len() as u64, archive.len() as u64, started.elapsed());
+    report(
+        io,
+        file,
+        data.len() as u64,
+        archive.len() as u64,
+        started.elapsed(),
+    );
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
     }

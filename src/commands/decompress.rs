@@ -31,7 +31,11 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
     } else if let Some(o) = &io.output {
         Some(o.clone())
     } else {
-        match file.to_str().and_then(|s| s.strip_suffix(".nz")).filter(|s| !s.is_empty()) {
+        match file
+            .to_str()
+            .and_then(|s| s.strip_suffix(".nz"))
+            .filter(|s| !s.is_empty())
+        {
             Some(stem) => Some(PathBuf::from(stem)),
             None => {
                 return Err(Error::Usage(format!(
@@ -48,13 +52,17 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         None => Output::stdout(),
     };
     let started = std::time::Instant::now();
-    let total = nzip::container::Header::parse(&data).map(|(h, _)| h.original_size).unwrap_or(0);
+    let total = nzip::container::Header::parse(&data)
+        .map(|(h, _)| h.original_size)
+        .unwrap_or(0);
     let bar = progress::bar(total, "decompress", io.quiet);
     let written = pipeline::decompress(&data, opts, out.writer(), &|done| bar.set_position(done))
         .map_err(|e| match e {
-            Error::IoOther(source) => Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), source),
-            e => e,
-        })?;
+        Error::IoOther(source) => {
+            Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), source)
+        }
+        e => e,
+    })?;
     bar.finish_and_clear();
     out.commit(file)?;
     report(io, file, written, data.len() as u64, started.elapsed());

@@ -59,13 +59,20 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "chunks": chunks,
         });
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&info).expect("JSON of plain values"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info).expect("JSON of plain values")
+            );
             continue;
         }
         println!("{}", file.display());
         println!("  format version   {}", nzip::container::header::VERSION);
         println!("  original size    {} bytes", h.original_size);
-        println!("  archive size     {} bytes ({:.3} bits per byte)", data.len(), info["bits_per_byte"].as_f64().unwrap_or(0.0));
+        println!(
+            "  archive size     {} bytes ({:.3} bits per byte)",
+            data.len(),
+            info["bits_per_byte"].as_f64().unwrap_or(0.0)
+        );
         println!("  chunk target     {} bytes", h.chunk_target);
         println!("  byte model       {}", h.byte_model);
         match &h.model {
@@ -83,7 +90,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             None => println!("  model            none (no LLM-coded chunks)"),
         }
         println!("  chunks           {}", archive.index.chunks.len());
-        println!("  {:>6} {:>9} {:>10} {:>8} {:>8} {:>10} {:>8}", "chunk", "kind", "bytes", "tokens", "raw", "payload", "crc32");
+        println!(
+            "  {:>6} {:>9} {:>10} {:>8} {:>8} {:>10} {:>8}",
+            "chunk", "kind", "bytes", "tokens", "raw", "payload", "crc32"
+        );
         for (i, c) in archive.index.chunks.iter().enumerate() {
             let kind = match c.kind {
                 ChunkKind::Stored => "stored",
@@ -91,7 +101,13 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             };
             println!(
                 "  {:>6} {:>9} {:>10} {:>8} {:>8} {:>10} {:>8}",
-                i, kind, c.len, c.tokens, c.raw_bytes, c.payload_len, format!("{:08x}", c.crc32)
+                i,
+                kind,
+                c.len,
+                c.tokens,
+                c.raw_bytes,
+                c.payload_len,
+                format!("{:08x}", c.crc32)
             );
         }
     }

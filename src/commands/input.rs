@@ -27,7 +27,10 @@ pub fn is_stdin(path: &Path) -> bool {
 pub fn read(path: &Path) -> Result<Input> {
     if is_stdin(path) {
         let mut v = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut v).map_err(|e| Error::io("<stdin>", e))?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io("<stdin>", e))?;
         return Ok(Input::Owned(v));
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -38,7 +41,9 @@ pub fn read(path: &Path) -> Result<Input> {
     if meta.len() == 0 || !meta.is_file() {
         // Empty files cannot be mapped; pipes and devices are read.
         let mut v = Vec::new();
-        (&file).read_to_end(&mut v).map_err(|e| Error::io(path, e))?;
+        (&file)
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io(path, e))?;
         return Ok(Input::Owned(v));
     }
     // SAFETY: the map is read-only; a file truncated by another process while we read it

@@ -18,7 +18,11 @@ use crate::cli::args::IoArgs;
 
 /// The inputs to process: the named files, or standard input when none.
 pub fn inputs(files: &[PathBuf], output: Option<&Path>) -> Result<Vec<PathBuf>> {
-    let files = if files.is_empty() { vec![PathBuf::from("-")] } else { files.to_vec() };
+    let files = if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files.to_vec()
+    };
     if output.is_some() && files.len() > 1 {
         return Err(Error::Usage("-o takes exactly one input file".into()));
     }
@@ -30,7 +34,11 @@ pub fn report(io: &IoArgs, file: &Path, original: u64, compressed: u64, took: Du
     if io.quiet || !io.verbose {
         return;
     }
-    let bpb = if original > 0 { 8.0 * compressed as f64 / original as f64 } else { 0.0 };
+    let bpb = if original > 0 {
+        8.0 * compressed as f64 / original as f64
+    } else {
+        0.0
+    };
     let secs = took.as_secs_f64().max(1e-9);
     eprintln!(
         "{}: {original} bytes <-> {compressed} bytes ({bpb:.3} bits per byte), {:.1} s, {:.2} KB/s",

@@ -11,8 +11,16 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             println!("model cache: {}", models::cache_dir().display());
             for m in models::manifests() {
                 let path = models::cached_path(&m.name);
-                let state = if path.exists() { "installed" } else { "not installed" };
-                let default = if m.name == models::DEFAULT_MODEL { " (default)" } else { "" };
+                let state = if path.exists() {
+                    "installed"
+                } else {
+                    "not installed"
+                };
+                let default = if m.name == models::DEFAULT_MODEL {
+                    " (default)"
+                } else {
+                    ""
+                };
                 println!("{}{default}: {} MB, {state}", m.name, m.size / 1_000_000);
                 println!("    {}; license {}", m.description, m.license);
             }
@@ -25,7 +33,13 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
                 hint: "see `nzip model list`".into(),
             })?;
             let file = models::resolve(&m.name, FetchPolicy::Auto)?;
-            println!("{} ({} bytes, sha256 {}) at {}", file.name, file.size, models::hex(&file.sha256), file.path.display());
+            println!(
+                "{} ({} bytes, sha256 {}) at {}",
+                file.name,
+                file.size,
+                models::hex(&file.sha256),
+                file.path.display()
+            );
             Ok(())
         }
     }

@@ -9,7 +9,11 @@ use nzip::{Error, Result};
 
 pub enum Output {
     Stdout(std::io::Stdout),
-    File { tmp: tempfile::NamedTempFile, dest: PathBuf, force: bool },
+    File {
+        tmp: tempfile::NamedTempFile,
+        dest: PathBuf,
+        force: bool,
+    },
 }
 
 impl Output {
@@ -27,7 +31,11 @@ impl Output {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
-        Ok(Output::File { tmp, dest: dest.to_path_buf(), force })
+        Ok(Output::File {
+            tmp,
+            dest: dest.to_path_buf(),
+            force,
+        })
     }
 
     pub fn stdout() -> Self {
@@ -53,10 +61,18 @@ impl Output {
                     .map(|m| m.permissions())
                     .or_else(default_permissions);
                 if let Some(p) = permissions {
-                    tmp.as_file().set_permissions(p).map_err(|e| Error::io(tmp.path(), e))?;
+                    tmp.as_file()
+                        .set_permissions(p)
+                        .map_err(|e| Error::io(tmp.path(), e))?;
                 }
-                tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-                let persisted = if force { tmp.persist(&dest) } else { tmp.persist_noclobber(&dest) };
+                tmp.as_file()
+                    .sync_all()
+                    .map_err(|e| Error::io(tmp.path(), e))?;
+                let persisted = if force {
+                    tmp.persist(&dest)
+                } else {
+                    tmp.persist_noclobber(&dest)
+                };
                 persisted.map_err(|e| Error::io(&dest, e.error))?;
                 Ok(())
             }

@@ -77,16 +77,25 @@ impl Header {
         r.skip(MAGIC.len())?;
         let version = r.u16()?;
         if version != VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
         }
         let flags = r.u16()?;
         if flags & !KNOWN_FLAGS != 0 {
-            return Err(Error::ReservedBits { field: "header flags", value: u64::from(flags) });
+            return Err(Error::ReservedBits {
+                field: "header flags",
+                value: u64::from(flags),
+            });
         }
         let size = r.u32()? as usize;
         if size < 16 + 4 || size > data.len() {
             return if size > data.len() {
-                Err(Error::Truncated(format!("header of {size} bytes, file has {}", data.len())))
+                Err(Error::Truncated(format!(
+                    "header of {size} bytes, file has {}",
+                    data.len()
+                )))
             } else {
                 Err(Error::Corrupt(format!("header size {size} too small")))
             };
@@ -94,7 +103,11 @@ impl Header {
         let stored = u32::from_le_bytes(data[size - 4..size].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&data[..size - 4]);
         if stored != computed {
-            return Err(Error::CrcMismatch { what: "header".into(), stored, computed });
+            return Err(Error::CrcMismatch {
+                what: "header".into(),
+                stored,
+                computed,
+            });
         }
         let mut r = Reader::new(&data[..size - 4], "header");
         r.skip(16)?;
@@ -118,14 +131,31 @@ impl Header {
                 start_token: r.u32()?,
             };
             schedule.validate(Some(n_vocab as usize))?;
-            Some(ModelSection { name, size, sha256, numerics, n_vocab, schedule })
+            Some(ModelSection {
+                name,
+                size,
+                sha256,
+                numerics,
+                n_vocab,
+                schedule,
+            })
         } else {
             None
         };
         if !r.is_empty() {
-            return Err(Error::Corrupt("unexpected bytes at the end of the header".into()));
+            return Err(Error::Corrupt(
+                "unexpected bytes at the end of the header".into(),
+            ));
         }
-        Ok((Header { original_size, chunk_target, byte_model, model }, size))
+        Ok((
+            Header {
+                original_size,
+                chunk_target,
+                byte_model,
+                model,
+            },
+            size,
+        ))
     }
 }
 
@@ -150,14 +180,26 @@ mod tests {
                 sha256: [7; 32],
                 numerics: "CPU; x86_64 AVX2; llama-cpp-sys-2 0.1.161".into(),
                 n_vocab: 49152,
-                schedule: Schedule { window: 1024, slide: 256, sinks: 4, seqs: 16, start_token: 0 },
+                schedule: Schedule {
+                    window: 1024,
+                    slide: 256,
+                    sinks: 4,
+                    seqs: 16,
+                    start_token: 0,
+                },
             }),
         }
     }
 
     #[test]
     fn round_trip() {
-        for h in [sample(), Header { model: None, ..sample() }] {
+        for h in [
+            sample(),
+            Header {
+                model: None,
+                ..sample()
+            },
+        ] {
             let b = h.to_bytes();
             assert_eq!(Header::parse(&b).unwrap(), (h, b.len()));
         }
@@ -166,12 +208,18 @@ mod tests {
     #[test]
     fn rejects_damage() {
         let b = sample().to_bytes();
-        assert!(matches!(Header::parse(b"PK\x03\x04 not ours"), Err(Error::NotNzip)));
+        assert!(matches!(
+            Header::parse(b"PK\x03\x04 not ours"),
+            Err(Error::NotNzip)
+        ));
         assert!(matches!(Header::parse(&b[..5]), Err(Error::Truncated(_))));
         assert!(matches!(Header::parse(&b[..40]), Err(Error::Truncated(_))));
         let mut v = b.clone();
         v[8] = 9;
-        assert!(matches!(Header::parse(&v), Err(Error::UnsupportedVersion { found: 9, .. })));
+        assert!(matches!(
+            Header::parse(&v),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
         let mut f = b.clone();
         f[10] |= 0x80;
         assert!(matches!(Header::parse(&f), Err(Error::ReservedBits { .. })));

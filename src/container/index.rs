@@ -65,28 +65,40 @@ impl Index {
         }
         let footer = &file[file.len() - FOOTER_SIZE..];
         if footer[8..] != FOOTER_MAGIC {
-            return Err(Error::Truncated("footer magic missing (file cut short?)".into()));
+            return Err(Error::Truncated(
+                "footer magic missing (file cut short?)".into(),
+            ));
         }
         let index_offset = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
         let index_end = file.len() - FOOTER_SIZE;
         let index_offset = usize::try_from(index_offset)
             .ok()
-            .filter(|&o| o >= payload_start && o.checked_add(16).is_some_and(|end| end <= index_end))
+            .filter(|&o| {
+                o >= payload_start && o.checked_add(16).is_some_and(|end| end <= index_end)
+            })
             .ok_or_else(|| Error::Corrupt(format!("index offset {index_offset} out of range")))?;
         let body = &file[index_offset..index_end];
         let stored = u32::from_le_bytes(body[body.len() - 4..].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&body[..body.len() - 4]);
         if stored != computed {
-            return Err(Error::CrcMismatch { what: "index".into(), stored, computed });
+            return Err(Error::CrcMismatch {
+                what: "index".into(),
+                stored,
+                computed,
+            });
         }
         let mut r = Reader::new(&body[..body.len() - 4], "index");
         if r.array::<4>()? != INDEX_MAGIC {
             return Err(Error::Corrupt("index magic missing".into()));
         }
         let count = r.u64()?;
-        let expected = count.checked_mul(ENTRY_SIZE as u64).and_then(|n| n.checked_add(12));
+        let expected = count
+            .checked_mul(ENTRY_SIZE as u64)
+            .and_then(|n| n.checked_add(12));
         if expected != Some((body.len() - 4) as u64) {
-            return Err(Error::Corrupt(format!("index of {count} chunks has the wrong size")));
+            return Err(Error::Corrupt(format!(
+                "index of {count} chunks has the wrong size"
+            )));
         }
         let mut chunks = Vec::with_capacity(count as usize);
         let (mut total_len, mut total_payload) = (0u64, 0u64);
@@ -116,7 +128,9 @@ impl Index {
             if entry.tokens > entry.len || entry.raw_bytes > entry.len {
                 return bad("more symbols than bytes");
             }
-            total_len = total_len.checked_add(entry.len).ok_or(Error::Corrupt("size overflow".into()))?;
+            total_len = total_len
+                .checked_add(entry.len)
+                .ok_or(Error::Corrupt("size overflow".into()))?;
             total_payload = total_payload
                 .checked_add(entry.payload_len)
                 .ok_or(Error::Corrupt("size overflow".into()))?;
@@ -128,7 +142,9 @@ impl Index {
             )));
         }
         if total_payload != (index_offset - payload_start) as u64 {
-            return Err(Error::Corrupt("chunk payloads do not fill the space before the index".into()));
+            return Err(Error::Corrupt(
+                "chunk payloads do not fill the space before the index".into(),
+            ));
         }
         Ok((Index { chunks }, index_offset))
     }
@@ -141,8 +157,22 @@ mod tests {
     fn sample() -> Index {
         Index {
             chunks: vec![
-                ChunkEntry { kind: ChunkKind::Modelled, len: 100, tokens: 20, raw_bytes: 3, payload_len: 30, crc32: 1 },
-                ChunkEntry { kind: ChunkKind::Stored, len: 50, tokens: 0, raw_bytes: 0, payload_len: 50, crc32: 2 },
+                ChunkEntry {
+                    kind: ChunkKind::Modelled,
+                    len: 100,
+                    tokens: 20,
+                    raw_bytes: 3,
+                    payload_len: 30,
+                    crc32: 1,
+                },
+                ChunkEntry {
+                    kind: ChunkKind::Stored,
+                    len: 50,
+                    tokens: 0,
+                    raw_bytes: 0,
+                    payload_len: 50,
+                    crc32: 2,
+                },
             ],
         }
     }
@@ -157,11 +187,17 @@ mod tests {
         assert_eq!(got, idx);
         assert_eq!(off, payload_start + 80);
         assert!(Index::locate(&file, payload_start, 151).is_err());
-        assert!(matches!(Index::locate(&file[..file.len() - 1], payload_start, 150), Err(Error::Truncated(_))));
+        assert!(matches!(
+            Index::locate(&file[..file.len() - 1], payload_start, 150),
+            Err(Error::Truncated(_))
+        ));
         for i in payload_start + 80..file.len() {
             let mut x = file.clone();
             x[i] ^= 1;
-            assert!(Index::locate(&x, payload_start, 150).is_err(), "flip at {i} undetected");
+            assert!(
+                Index::locate(&x, payload_start, 150).is_err(),
+                "flip at {i} undetected"
+            );
         }
     }
 }

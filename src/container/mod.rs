@@ -34,7 +34,12 @@ impl<'a> Archive<'a> {
             payload_offsets.push(at);
             at += c.payload_len as usize;
         }
-        Ok(Self { header, index, data, payload_offsets })
+        Ok(Self {
+            header,
+            index,
+            data,
+            payload_offsets,
+        })
     }
 
     pub fn payload(&self, chunk: usize) -> &'a [u8] {

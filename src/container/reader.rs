@@ -15,9 +15,17 @@ impl<'a> Reader<'a> {
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-            Error::Truncated(format!("{} ends after {} bytes", self.what, self.data.len()))
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| {
+                Error::Truncated(format!(
+                    "{} ends after {} bytes",
+                    self.what,
+                    self.data.len()
+                ))
+            })?;
         let s = &self.data[self.at..end];
         self.at = end;
         Ok(s)

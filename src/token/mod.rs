@@ -44,7 +44,9 @@ pub struct Vocabulary<'m> {
 
 impl<'m> Vocabulary<'m> {
     pub fn new(model: &'m LanguageModel) -> Self {
-        let pieces = (0..model.n_vocab() as u32).map(|t| model.piece(t).into_boxed_slice()).collect();
+        let pieces = (0..model.n_vocab() as u32)
+            .map(|t| model.piece(t).into_boxed_slice())
+            .collect();
         Self { model, pieces }
     }
 
@@ -85,7 +87,12 @@ pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
     for span in segment::split(bytes) {
         match span.kind {
-            SpanKind::Raw => push(&mut out, Segment::Raw { len: span.range.len() }),
+            SpanKind::Raw => push(
+                &mut out,
+                Segment::Raw {
+                    len: span.range.len(),
+                },
+            ),
             SpanKind::Text => {
                 // split() hands out only valid UTF-8 as text.
                 let text = std::str::from_utf8(&bytes[span.range]).unwrap_or_default();
@@ -104,7 +111,13 @@ fn tokenize_verified(tokenizer: &impl Tokenizer, text: &str, out: &mut Vec<Segme
     if text.len() >= MIN_TEXT_RUN {
         let tokens = tokenizer.tokenize(text);
         if round_trips(tokenizer, &tokens, text.as_bytes()) {
-            push(out, Segment::Text { len: text.len(), tokens });
+            push(
+                out,
+                Segment::Text {
+                    len: text.len(),
+                    tokens,
+                },
+            );
             return;
         }
     }
@@ -126,7 +139,10 @@ fn split_point(text: &str) -> usize {
     }
     let reach = (text.len() / 8).max(1);
     let lo = mid.saturating_sub(reach);
-    match text.as_bytes()[lo..mid].iter().rposition(|&b| b == b' ' || b == b'\n') {
+    match text.as_bytes()[lo..mid]
+        .iter()
+        .rposition(|&b| b == b' ' || b == b'\n')
+    {
         Some(p) if lo + p > 0 => lo + p,
         _ => mid,
     }
@@ -135,7 +151,9 @@ fn split_point(text: &str) -> usize {
 fn round_trips(tokenizer: &impl Tokenizer, tokens: &[u32], expected: &[u8]) -> bool {
     let mut at = 0;
     for &t in tokens {
-        let Some(piece) = tokenizer.piece(t) else { return false };
+        let Some(piece) = tokenizer.piece(t) else {
+            return false;
+        };
         if piece.is_empty() || expected.get(at..at + piece.len()) != Some(piece) {
             return false;
         }
@@ -148,7 +166,13 @@ fn round_trips(tokenizer: &impl Tokenizer, tokens: &[u32], expected: &[u8]) -> b
 fn push(out: &mut Vec<Segment>, seg: Segment) {
     match (out.last_mut(), seg) {
         (Some(Segment::Raw { len }), Segment::Raw { len: more }) => *len += more,
-        (Some(Segment::Text { len, tokens }), Segment::Text { len: more, tokens: more_tokens }) => {
+        (
+            Some(Segment::Text { len, tokens }),
+            Segment::Text {
+                len: more,
+                tokens: more_tokens,
+            },
+        ) => {
             *len += more;
             tokens.extend(more_tokens);
         }
@@ -168,7 +192,9 @@ mod tests {
 
     impl ByteTokenizer {
         fn new() -> Self {
-            Self { pieces: (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect() }
+            Self {
+                pieces: (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect(),
+            }
         }
     }
 
@@ -199,9 +225,15 @@ mod tests {
         let text = "a long run of plain words then z and more plain words after it";
         let segs = segment_chunk(&t, text.as_bytes());
         assert_eq!(covered(&segs), text.len());
-        let raw: usize =
-            segs.iter().filter(|s| matches!(s, Segment::Raw { .. })).map(Segment::len).sum();
-        assert!(raw > 0 && raw < text.len() / 2, "only the region around 'z' is raw: {segs:?}");
+        let raw: usize = segs
+            .iter()
+            .filter(|s| matches!(s, Segment::Raw { .. }))
+            .map(Segment::len)
+            .sum();
+        assert!(
+            raw > 0 && raw < text.len() / 2,
+            "only the region around 'z' is raw: {segs:?}"
+        );
         for s in &segs {
             if let Segment::Text { len, tokens } = s {
                 assert_eq!(*len, tokens.len());
