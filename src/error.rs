@@ -23,8 +23,15 @@ pub enum Error {
     #[error("truncated archive: {0}")]
     Truncated(String),
 
-    #[error("unsupported archive format version {found} (this nzip reads version {supported})")]
-    UnsupportedVersion { found: u16, supported: u16 },
+    #[error(
+        "unsupported archive format version {found} (this nzip reads versions {oldest} to \
+         {newest}; a newer archive needs a newer nzip)"
+    )]
+    UnsupportedVersion {
+        found: u16,
+        oldest: u16,
+        newest: u16,
+    },
 
     #[error("reserved bits set in {field}: {value:#x} (archive from a newer nzip, or damaged)")]
     ReservedBits { field: &'static str, value: u64 },

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+use nzip::pipeline::{compress, CompressOptions};
 use nzip::Error;
 use predicates::prelude::*;
 use proptest::prelude::*;
 
-use crate::util::{edit_header, file_with, nzip, random_bytes};
+use crate::util::{decode, edit_header, file_with, nzip, random_bytes};
 
 const TEXT: &[u8] = b"A small archive for the error tests: long enough to have tokens.\n";
 
@@ -18,11 +18,6 @@ fn text_archive() -> Vec<u8> {
     ARCHIVE
         .get_or_init(|| compress(TEXT, &CompressOptions::default(), &|_| {}).unwrap())
         .clone()
-}
-
-fn decode(archive: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    decompress(archive, &DecompressOptions::default(), &mut out, &|_| {}).map(|_| out)
 }
 
 /// Decompresses `archive` with the CLI; asserts failure with `message` and no output left.
@@ -89,8 +84,8 @@ fn flipped_bit_in_header_and_payload() {
 #[test]
 fn unknown_version() {
     let mut a = text_archive();
-    edit_header(&mut a, |h| h[8] = 2);
-    cli_refuses(&a, "unsupported archive format version 2", &[]);
+    edit_header(&mut a, |h| h[8] = 3);
+    cli_refuses(&a, "unsupported archive format version 3", &[]);
 }
 
 #[test]

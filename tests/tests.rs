@@ -4,6 +4,8 @@
 
 mod cli;
 mod errors;
+mod fast;
+mod golden;
 mod roundtrip;
 mod tiny;
 mod util;

@@ -12,6 +12,35 @@ pub fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("corpus file {}: {e}", path.display()))
 }
 
+/// Names of every file in the shared corpus (its README aside), sorted.
+pub fn corpus_files() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("corpus entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n != "README.md")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Decompresses an archive in memory with default options.
+pub fn decode(archive: &[u8]) -> Result<Vec<u8>, nzip::Error> {
+    let mut out = Vec::new();
+    nzip::pipeline::decompress(
+        archive,
+        &nzip::pipeline::DecompressOptions::default(),
+        &mut out,
+        &|_| {},
+    )?;
+    Ok(out)
+}
+
 /// The `nzip` binary.
 pub fn nzip() -> Command {
     let mut c = Command::cargo_bin("nzip").expect("nzip binary");

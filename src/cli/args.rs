@@ -73,7 +73,12 @@ pub struct CompressArgs {
     /// [default: $NZIP_MODEL, else smollm2-135m-instruct-q4_1].
     #[arg(long = "model", value_name = "NAME|PATH")]
     pub model: Option<String>,
-    /// Target chunk size in bytes; chunks are coded independently.
+    /// No language model: the context-mixing byte model alone (about 1 MB/s per core, and no
+    /// model file needed to compress or decompress).
+    #[arg(long = "fast", conflicts_with = "model")]
+    pub fast: bool,
+    /// Target chunk size in bytes; chunks are coded independently
+    /// [default: 262144, or 524288 with --fast].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
     pub chunk_size: Option<u64>,
     /// KV positions per chunk before the window slides.
@@ -126,14 +131,18 @@ pub enum ModelCommand {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Files to benchmark [default: the text files of ../shared/corpus, cut to a few KB].
+    /// Files to benchmark [default: the text files of ../shared/corpus, cut to 8 KB; with
+    /// --fast, every corpus file, whole].
     pub files: Vec<PathBuf>,
-    /// Use whole files instead of slices.
+    /// Fast mode only (no LLM, no model needed).
     #[arg(long)]
+    pub fast: bool,
+    /// Use whole files instead of slices.
+    #[arg(long, conflicts_with = "slice")]
     pub full: bool,
-    /// Bytes taken from the start of each file when not --full.
-    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
-    pub slice: usize,
+    /// Bytes taken from the start of each file [default: 8192; whole files with --fast].
+    #[arg(long, value_name = "BYTES")]
+    pub slice: Option<usize>,
     /// Model name or GGUF path.
     #[arg(long = "model", value_name = "NAME|PATH")]
     pub model: Option<String>,

@@ -1,11 +1,12 @@
 //! The decoder's side of one chunk: decodes tokens from the LLM's predictions and raw bytes
 //! from the byte model, in exactly the order the encoder coded them, rebuilding the bytes.
 
+use super::raw::RawModel;
 use super::SegmentHeader;
-use crate::coder::quantize::{weights_to_cdf, Quantizer};
+use crate::coder::quantize::Quantizer;
 use crate::coder::range::SymbolDecoder;
+use crate::container::header::ByteModelKind;
 use crate::error::{Error, Result};
-use crate::predict::bytes::ByteModel;
 use crate::predict::llama::ChunkDriver;
 use crate::token::Tokenizer;
 
@@ -20,7 +21,7 @@ pub struct ChunkDecoder<'a, T: Tokenizer> {
     segment_start: usize,
     coder: SymbolDecoder,
     quantizer: Quantizer,
-    byte_model: ByteModel,
+    raw_model: RawModel,
     cdf: Vec<u32>,
     out: Vec<u8>,
 }
@@ -33,7 +34,15 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
         segments: Vec<SegmentHeader>,
         stream: &[u8],
         len: usize,
+        byte_model: ByteModelKind,
     ) -> Result<Self> {
+        let raw_bytes = segments
+            .iter()
+            .map(|s| match s {
+                SegmentHeader::Raw { len } => *len,
+                SegmentHeader::Text { .. } => 0,
+            })
+            .sum();
         Ok(Self {
             index,
             tokenizer,
@@ -43,7 +52,7 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
             segment_start: 0,
             coder: SymbolDecoder::new(stream, index)?,
             quantizer: Quantizer::new(),
-            byte_model: ByteModel::new(),
+            raw_model: RawModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
             // A hint only: the length comes from the archive and is checked as bytes arrive.
             out: Vec::with_capacity(len.min(1 << 24)),
@@ -67,9 +76,7 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
                 }
                 SegmentHeader::Raw { len } => {
                     for _ in 0..len {
-                        weights_to_cdf(self.byte_model.predict(), &mut self.cdf);
-                        let b = self.coder.decode(&self.cdf, self.index)? as u8;
-                        self.byte_model.update(b);
+                        let b = self.raw_model.decode(&mut self.coder, self.index)?;
                         self.out.push(b);
                     }
                 }
@@ -108,7 +115,7 @@ impl<T: Tokenizer> ChunkDriver for ChunkDecoder<'_, T> {
             return Err(self.corrupt("text segment decodes past its length"));
         }
         for &b in piece {
-            self.byte_model.observe(b);
+            self.raw_model.observe_text(b);
         }
         self.out.extend_from_slice(piece);
         self.within += 1;

@@ -1,10 +1,11 @@
 //! The encoder's side of one chunk: codes its known tokens under the LLM's predictions and its
 //! raw bytes under the byte model, in the order the decoder will need them.
 
-use crate::coder::quantize::{weights_to_cdf, Quantizer};
+use super::raw::RawModel;
+use crate::coder::quantize::Quantizer;
 use crate::coder::range::SymbolEncoder;
+use crate::container::header::ByteModelKind;
 use crate::error::{Error, Result};
-use crate::predict::bytes::ByteModel;
 use crate::predict::llama::ChunkDriver;
 use crate::token::Segment;
 
@@ -18,12 +19,17 @@ pub struct ChunkEncoder<'a> {
     offset: usize,
     coder: SymbolEncoder,
     quantizer: Quantizer,
-    byte_model: ByteModel,
+    raw_model: RawModel,
     cdf: Vec<u32>,
 }
 
 impl<'a> ChunkEncoder<'a> {
-    pub fn new(bytes: &'a [u8], segments: &'a [Segment]) -> Self {
+    pub fn new(bytes: &'a [u8], segments: &'a [Segment], byte_model: ByteModelKind) -> Self {
+        let raw_bytes = segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Raw { .. }))
+            .map(|s| s.len() as u64)
+            .sum();
         Self {
             bytes,
             segments,
@@ -32,7 +38,7 @@ impl<'a> ChunkEncoder<'a> {
             offset: 0,
             coder: SymbolEncoder::new(),
             quantizer: Quantizer::new(),
-            byte_model: ByteModel::new(),
+            raw_model: RawModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
         }
     }
@@ -45,11 +51,8 @@ impl<'a> ChunkEncoder<'a> {
                 Segment::Text { tokens, .. } if self.within < tokens.len() => return Ok(true),
                 Segment::Text { len, .. } => self.observe_text(*len),
                 Segment::Raw { len } => {
-                    for i in self.offset..self.offset + len {
-                        let b = self.bytes[i];
-                        weights_to_cdf(self.byte_model.predict(), &mut self.cdf);
-                        self.coder.encode(usize::from(b), &self.cdf)?;
-                        self.byte_model.update(b);
+                    for &b in &self.bytes[self.offset..self.offset + len] {
+                        self.raw_model.encode(b, &mut self.coder)?;
                     }
                     self.offset += len;
                 }
@@ -60,10 +63,10 @@ impl<'a> ChunkEncoder<'a> {
         Ok(false)
     }
 
-    /// The byte model's context moves over a finished text segment.
+    /// A finished text segment goes by the byte model.
     fn observe_text(&mut self, len: usize) {
         for &b in &self.bytes[self.offset..self.offset + len] {
-            self.byte_model.observe(b);
+            self.raw_model.observe_text(b);
         }
         self.offset += len;
     }

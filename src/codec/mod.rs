@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod raw;
 
 use crate::error::{Error, Result};
 use crate::token::Segment;
@@ -38,12 +39,14 @@ pub fn write_segment_table(segments: &[Segment], out: &mut Vec<u8>) {
 }
 
 /// Reads a segment table from the front of `payload`; returns it and the bytes consumed.
-/// Lengths must add up to `chunk_len` and token counts to `chunk_tokens`.
+/// Lengths must add up to `chunk_len`, raw lengths to `chunk_raw` and token counts to
+/// `chunk_tokens` (the index's figures).
 pub fn read_segment_table(
     payload: &[u8],
     chunk: usize,
     chunk_len: u64,
     chunk_tokens: u64,
+    chunk_raw: u64,
 ) -> Result<(Vec<SegmentHeader>, usize)> {
     let corrupt = |why: &str| Error::Corrupt(format!("chunk {chunk}: segment table: {why}"));
     let mut at = 0;
@@ -53,7 +56,7 @@ pub fn read_segment_table(
         return Err(corrupt("more segments than bytes"));
     }
     let mut segments = Vec::with_capacity(count as usize);
-    let (mut bytes, mut tokens) = (0u64, 0u64);
+    let (mut bytes, mut tokens, mut raw) = (0u64, 0u64, 0u64);
     for _ in 0..count {
         let v = read_varint(payload, &mut at).ok_or_else(|| corrupt("truncated"))?;
         let len = v >> 1;
@@ -71,12 +74,18 @@ pub fn read_segment_table(
             tokens += n;
             segments.push(SegmentHeader::Text { len, tokens: n });
         } else {
+            raw += len;
             segments.push(SegmentHeader::Raw { len });
         }
     }
     if bytes != chunk_len {
         return Err(corrupt(&format!(
             "segments cover {bytes} bytes, chunk has {chunk_len}"
+        )));
+    }
+    if raw != chunk_raw {
+        return Err(corrupt(&format!(
+            "raw segments hold {raw} bytes, index says {chunk_raw}"
         )));
     }
     if tokens != chunk_tokens {
@@ -129,7 +138,7 @@ mod tests {
         let mut buf = Vec::new();
         write_segment_table(&segs, &mut buf);
         buf.extend([0xAA, 0xBB]);
-        let (table, used) = read_segment_table(&buf, 0, 314, 72).unwrap();
+        let (table, used) = read_segment_table(&buf, 0, 314, 72, 5).unwrap();
         assert_eq!(used, buf.len() - 2);
         assert_eq!(
             table,
@@ -142,9 +151,10 @@ mod tests {
                 SegmentHeader::Text { len: 9, tokens: 2 }
             ]
         );
-        assert!(read_segment_table(&buf, 0, 315, 72).is_err());
-        assert!(read_segment_table(&buf, 0, 314, 71).is_err());
-        assert!(read_segment_table(&buf[..3], 0, 314, 72).is_err());
+        assert!(read_segment_table(&buf, 0, 315, 72, 5).is_err());
+        assert!(read_segment_table(&buf, 0, 314, 71, 5).is_err());
+        assert!(read_segment_table(&buf, 0, 314, 72, 4).is_err());
+        assert!(read_segment_table(&buf[..3], 0, 314, 72, 5).is_err());
     }
 
     #[test]

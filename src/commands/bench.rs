@@ -1,5 +1,6 @@
-//! `nzip bench`: nzip against gzip -9, xz -9 and zstd -19 on the same bytes, in one run, with
-//! nzip's compress and decompress speed and a check that the round trip matched.
+//! `nzip bench`: nzip (LLM and fast mode) against gzip -9, xz -9e and zstd -19 on the same
+//! bytes, in one run: bits per byte, compress and decompress speed of every tool, and a check
+//! that every round trip matched.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,21 @@ use nzip::{models, Error, Result};
 
 use crate::cli::args::BenchArgs;
 
-/// The corpus text files the default run uses.
+/// The corpus text files the default run uses (sliced: the LLM runs at a few hundred bytes
+/// per second on two cores), and every file, which `--fast` runs whole.
 const CORPUS_TEXT: &[&str] = &["alice29.txt", "asyoulik.txt", "enwik6", "html", "urls.10K"];
+const CORPUS_ALL: &[&str] = &[
+    "alice29.txt",
+    "asyoulik.txt",
+    "enwik6",
+    "html",
+    "urls.10K",
+    "geo.protodata",
+    "kppkn.gtb",
+    "paper-100k.pdf",
+    "fireworks.jpeg",
+];
+const DEFAULT_SLICE: usize = 8192;
 
 fn corpus_dir() -> Option<PathBuf> {
     let candidates = [
@@ -23,19 +37,35 @@ fn corpus_dir() -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_dir())
 }
 
+/// One tool's result on one file: compressed bytes and seconds to compress and decompress.
+#[derive(Clone, Copy)]
+struct Measured {
+    bytes: u64,
+    compress_s: f64,
+    decompress_s: Option<f64>,
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let files = if args.files.is_empty() {
         let dir = corpus_dir().ok_or_else(|| {
             Error::Usage("no files given and ../shared/corpus not found (set NZIP_CORPUS)".into())
         })?;
-        CORPUS_TEXT.iter().map(|f| dir.join(f)).collect()
+        let names = if args.fast { CORPUS_ALL } else { CORPUS_TEXT };
+        names.iter().map(|f| dir.join(f)).collect()
     } else {
         args.files.clone()
+    };
+    // Fast mode alone runs whole files unless a slice is asked for.
+    let slice = match (args.full, args.slice) {
+        (true, _) => None,
+        (false, Some(n)) => Some(n),
+        (false, None) if args.fast => None,
+        (false, None) => Some(DEFAULT_SLICE),
     };
     let threads = args
         .threads
         .map_or(pipeline::default_threads(), usize::from);
-    let copts = CompressOptions {
+    let llm = CompressOptions {
         model: args
             .model
             .clone()
@@ -44,86 +74,163 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         fetch: models::FetchPolicy::from_env(),
         ..CompressOptions::default()
     };
+    let fast = CompressOptions {
+        fast: true,
+        chunk_size: pipeline::DEFAULT_FAST_CHUNK_SIZE,
+        ..llm.clone()
+    };
     let dopts = DecompressOptions {
         threads,
-        fetch: copts.fetch,
+        fetch: llm.fetch,
         ..DecompressOptions::default()
     };
-    let tools: Vec<(&str, &[&str])> = vec![
-        ("gzip", &["-9", "-c"]),
-        ("xz", &["-9", "-c"]),
-        ("zstd", &["-19", "-c", "-q"]),
+    let mut modes: Vec<(&str, &CompressOptions)> = Vec::new();
+    if !args.fast {
+        modes.push(("nzip", &llm));
+    }
+    modes.push(("nzip-fast", &fast));
+    let tools: [(&str, &str, &[&str]); 3] = [
+        ("gzip -9", "gzip", &["-9", "-c"]),
+        ("xz -9e", "xz", &["-9e", "-c", "-T1"]),
+        ("zstd -19", "zstd", &["-19", "-c", "-q"]),
     ];
+    let mut columns: Vec<&str> = modes.iter().map(|m| m.0).collect();
+    columns.extend(tools.iter().map(|t| t.0));
 
     println!(
-        "nzip bench, {}, model {}, {threads} threads, chunk {} B, window {}",
-        if args.full {
-            "whole files".to_string()
-        } else {
-            format!("first {} bytes of each file", args.slice)
+        "nzip bench: {}; {threads} threads; LLM mode: model {}, chunk {} B, window {}; fast \
+         mode: chunk {} B",
+        match slice {
+            Some(n) => format!("first {n} bytes of each file"),
+            None => "whole files".into(),
         },
-        copts.model,
-        copts.chunk_size,
-        copts.window
+        llm.model,
+        llm.chunk_size,
+        llm.window,
+        fast.chunk_size,
     );
-    println!(
-        "{:<14} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>6}",
-        "file", "bytes", "nzip", "gzip-9", "xz-9", "zstd-19", "comp KB/s", "dec KB/s", "ok"
-    );
-    let (mut sum_in, mut sum_nz) = (0u64, 0u64);
+    let mut rows: Vec<(String, u64, Vec<Option<Measured>>)> = Vec::new();
+    let mut all_ok = true;
     for file in files {
         let mut data = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
-        if !args.full {
-            data.truncate(args.slice);
+        if let Some(n) = slice {
+            data.truncate(n);
         }
-        let t = Instant::now();
-        let archive = pipeline::compress(&data, &copts, &|_| {})?;
-        let comp_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut back = Vec::with_capacity(data.len());
-        let ok = pipeline::decompress(&archive, &dopts, &mut back, &|_| {}).is_ok() && back == data;
-        let dec_s = t.elapsed().as_secs_f64();
-        let bpb = |n: Option<u64>| match n {
-            Some(n) if !data.is_empty() => format!("{:.3}", 8.0 * n as f64 / data.len() as f64),
-            _ => "-".into(),
-        };
-        let others: Vec<String> = tools
-            .iter()
-            .map(|(tool, flags)| bpb(external_size(tool, flags, &data)))
-            .collect();
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        println!(
-            "{:<14} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10.2} {:>10.2} {:>6}",
-            name,
-            data.len(),
-            bpb(Some(archive.len() as u64)),
-            others[0],
-            others[1],
-            others[2],
-            data.len() as f64 / comp_s / 1000.0,
-            data.len() as f64 / dec_s / 1000.0,
-            if ok { "yes" } else { "NO" }
-        );
-        sum_in += data.len() as u64;
-        sum_nz += archive.len() as u64;
-        if !ok {
-            return Err(Error::Internal(format!("{name}: round trip failed")));
+        let mut results = Vec::new();
+        for (mode, opts) in &modes {
+            let t = Instant::now();
+            let archive = pipeline::compress(&data, opts, &|_| {})?;
+            let compress_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut back = Vec::with_capacity(data.len());
+            let ok =
+                pipeline::decompress(&archive, &dopts, &mut back, &|_| {}).is_ok() && back == data;
+            let decompress_s = t.elapsed().as_secs_f64();
+            if !ok {
+                eprintln!("{name}: {mode} round trip FAILED");
+                all_ok = false;
+            }
+            results.push(Some(Measured {
+                bytes: archive.len() as u64,
+                compress_s,
+                decompress_s: Some(decompress_s),
+            }));
+        }
+        for (_, tool, flags) in &tools {
+            results.push(external(tool, flags, &data));
+        }
+        rows.push((name, data.len() as u64, results));
+    }
+
+    let width = 10;
+    let header = |title: &str| {
+        print!("\n{title}\n{:<16} {:>9}", "file", "bytes");
+        for c in &columns {
+            print!(" {c:>width$}");
+        }
+        println!();
+    };
+    header("bits per byte (lower is better)");
+    let mut totals = vec![(0u64, 0u64); columns.len()];
+    for (name, len, results) in &rows {
+        print!("{name:<16} {len:>9}");
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Some(m) if *len > 0 => {
+                    totals[i].0 += len;
+                    totals[i].1 += m.bytes;
+                    print!(" {:>width$.3}", 8.0 * m.bytes as f64 / *len as f64)
+                }
+                _ => print!(" {:>width$}", "-"),
+            }
+        }
+        println!();
+    }
+    print!("{:<16} {:>9}", "all", totals.first().map_or(0, |t| t.0));
+    for (len, bytes) in &totals {
+        if *len > 0 {
+            print!(" {:>width$.3}", 8.0 * *bytes as f64 / *len as f64);
+        } else {
+            print!(" {:>width$}", "-");
         }
     }
-    if sum_in > 0 {
-        println!(
-            "total: {sum_in} bytes -> {sum_nz} bytes ({:.3} bits per byte)",
-            8.0 * sum_nz as f64 / sum_in as f64
-        );
+    println!();
+    for (title, pick) in [
+        ("compress speed, KB/s", 0usize),
+        ("decompress speed, KB/s", 1),
+    ] {
+        header(title);
+        for (name, len, results) in &rows {
+            print!("{name:<16} {len:>9}");
+            for r in results {
+                let s = r.and_then(|m| {
+                    if pick == 0 {
+                        Some(m.compress_s)
+                    } else {
+                        m.decompress_s
+                    }
+                });
+                match s {
+                    Some(s) if s > 0.0 => print!(" {:>width$.1}", *len as f64 / s / 1000.0),
+                    _ => print!(" {:>width$}", "-"),
+                }
+            }
+            println!();
+        }
     }
-    Ok(())
+    println!(
+        "\nround trips: {}",
+        if all_ok { "all matched" } else { "SOME FAILED" }
+    );
+    if all_ok {
+        Ok(())
+    } else {
+        Err(Error::Internal("a round trip failed".into()))
+    }
 }
 
-/// Compressed size with an installed tool reading stdin, or `None` when it is not installed.
-fn external_size(tool: &str, flags: &[&str], data: &[u8]) -> Option<u64> {
+/// An installed tool's compressed size and compress/decompress times (each a process run,
+/// through pipes), or `None` when it is not installed.
+fn external(tool: &str, flags: &[&str], data: &[u8]) -> Option<Measured> {
+    let t = Instant::now();
+    let packed = pipe_through(tool, flags, data)?;
+    let compress_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let unpacked = pipe_through(tool, &["-d", "-c"], &packed);
+    let decompress_s = t.elapsed().as_secs_f64();
+    Some(Measured {
+        bytes: packed.len() as u64,
+        compress_s,
+        decompress_s: unpacked.filter(|u| u == data).map(|_| decompress_s),
+    })
+}
+
+/// The tool's output for `data` on stdin, or `None` when it is missing or fails.
+fn pipe_through(tool: &str, flags: &[&str], data: &[u8]) -> Option<Vec<u8>> {
     let mut child = Command::new(tool)
         .args(flags)
         .stdin(Stdio::piped())
@@ -136,5 +243,5 @@ fn external_size(tool: &str, flags: &[&str], data: &[u8]) -> Option<u64> {
     let writer = std::thread::spawn(move || stdin.write_all(&data));
     let out = child.wait_with_output().ok()?;
     writer.join().ok()?.ok()?;
-    out.status.success().then_some(out.stdout.len() as u64)
+    out.status.success().then_some(out.stdout)
 }

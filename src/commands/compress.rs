@@ -18,7 +18,16 @@ pub fn run(args: &CompressArgs) -> Result<()> {
             .clone()
             .or_else(|| std::env::var("NZIP_MODEL").ok().filter(|m| !m.is_empty()))
             .unwrap_or_else(|| models::DEFAULT_MODEL.to_string()),
-        chunk_size: args.chunk_size.map_or(defaults.chunk_size, |c| c as usize),
+        fast: args.fast,
+        always_llm: false,
+        chunk_size: args.chunk_size.map_or(
+            if args.fast {
+                pipeline::DEFAULT_FAST_CHUNK_SIZE
+            } else {
+                pipeline::DEFAULT_CHUNK_SIZE
+            },
+            |c| c as usize,
+        ),
         window: args.window.unwrap_or(defaults.window),
         slide: args.slide.unwrap_or(defaults.slide),
         sinks: args.sinks.unwrap_or(defaults.sinks),

@@ -1,6 +1,6 @@
 //! `nzip info`: everything the container records, as text or JSON.
 
-use nzip::container::{Archive, ChunkKind};
+use nzip::container::Archive;
 use nzip::models::hex;
 use nzip::Result;
 use serde_json::json;
@@ -21,7 +21,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             .map(|(i, c)| {
                 json!({
                     "index": i,
-                    "kind": match c.kind { ChunkKind::Stored => "stored", ChunkKind::Modelled => "modelled" },
+                    "kind": c.kind.name(),
                     "bytes": c.len,
                     "tokens": c.tokens,
                     "raw_bytes": c.raw_bytes,
@@ -49,12 +49,12 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         });
         let info = json!({
             "file": file.display().to_string(),
-            "format_version": nzip::container::header::VERSION,
+            "format_version": h.version,
             "archive_bytes": data.len(),
             "original_bytes": h.original_size,
             "bits_per_byte": if h.original_size > 0 { 8.0 * data.len() as f64 / h.original_size as f64 } else { 0.0 },
             "chunk_target": h.chunk_target,
-            "byte_model": h.byte_model,
+            "byte_model": h.byte_model.to_string(),
             "model": model,
             "chunks": chunks,
         });
@@ -66,7 +66,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             continue;
         }
         println!("{}", file.display());
-        println!("  format version   {}", nzip::container::header::VERSION);
+        println!("  format version   {}", h.version);
         println!("  original size    {} bytes", h.original_size);
         println!(
             "  archive size     {} bytes ({:.3} bits per byte)",
@@ -95,10 +95,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "chunk", "kind", "bytes", "tokens", "raw", "payload", "crc32"
         );
         for (i, c) in archive.index.chunks.iter().enumerate() {
-            let kind = match c.kind {
-                ChunkKind::Stored => "stored",
-                ChunkKind::Modelled => "modelled",
-            };
+            let kind = c.kind.name();
             println!(
                 "  {:>6} {:>9} {:>10} {:>8} {:>8} {:>10} {:>8}",
                 i,

@@ -4,16 +4,53 @@
 use super::reader::Reader;
 use crate::chunk::Schedule;
 use crate::error::{Error, Result};
+use crate::predict::cm;
 
 pub const MAGIC: [u8; 8] = *b"\x89NZIP\r\n\x1a";
-pub const VERSION: u16 = 1;
+/// The version this nzip writes, and the oldest it still reads.
+pub const VERSION: u16 = 2;
+pub const OLDEST_VERSION: u16 = 1;
 
 /// Flag bit: the archive holds LLM-coded chunks, so a model section follows.
 pub const FLAG_LLM: u16 = 1 << 0;
 const KNOWN_FLAGS: u16 = FLAG_LLM;
 
-/// Byte model used for raw segments (version 1: order-0/1/2 count blend).
-pub const BYTE_MODEL_ORDER2_V1: u8 = 1;
+/// Byte-model identifiers as stored in the header.
+const BYTE_MODEL_ORDER2: u8 = 1;
+const BYTE_MODEL_CM: u8 = 2;
+
+/// The model that codes raw bytes (everything the LLM does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteModelKind {
+    /// Format version 1: order-0/1/2 count blend over 256 symbols, interleaved with tokens.
+    Order2,
+    /// Format version 2: bitwise context mixing (`predict::cm`); hashed tables of up to
+    /// 2^max_table_bits slots (fewer for chunks with fewer raw bytes).
+    ContextMixing { max_table_bits: u8 },
+}
+
+impl ByteModelKind {
+    pub fn id(self) -> u8 {
+        match self {
+            ByteModelKind::Order2 => BYTE_MODEL_ORDER2,
+            ByteModelKind::ContextMixing { .. } => BYTE_MODEL_CM,
+        }
+    }
+}
+
+impl std::fmt::Display for ByteModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ByteModelKind::Order2 => write!(f, "order-2 counts (id 1)"),
+            ByteModelKind::ContextMixing { max_table_bits } => {
+                write!(
+                    f,
+                    "context mixing (id 2), tables up to 2^{max_table_bits} slots"
+                )
+            }
+        }
+    }
+}
 
 /// Which model and numerics the LLM-coded chunks need.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,10 +66,12 @@ pub struct ModelSection {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Format version: [`VERSION`] when writing; what the file says when read.
+    pub version: u16,
     pub original_size: u64,
     /// Target chunk size the planner used (informational; cuts are in the index).
     pub chunk_target: u64,
-    pub byte_model: u8,
+    pub byte_model: ByteModelKind,
     pub model: Option<ModelSection>,
 }
 
@@ -40,13 +79,16 @@ impl Header {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(256);
         b.extend(MAGIC);
-        b.extend(VERSION.to_le_bytes());
+        b.extend(self.version.to_le_bytes());
         let flags = if self.model.is_some() { FLAG_LLM } else { 0 };
         b.extend(flags.to_le_bytes());
         b.extend(0u32.to_le_bytes()); // header size, patched below
         b.extend(self.original_size.to_le_bytes());
         b.extend(self.chunk_target.to_le_bytes());
-        b.push(self.byte_model);
+        b.push(self.byte_model.id());
+        if let ByteModelKind::ContextMixing { max_table_bits } = self.byte_model {
+            b.push(max_table_bits);
+        }
         if let Some(m) = &self.model {
             put_str(&mut b, &m.name);
             b.extend(m.size.to_le_bytes());
@@ -76,10 +118,11 @@ impl Header {
         let mut r = Reader::new(data, "header");
         r.skip(MAGIC.len())?;
         let version = r.u16()?;
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 found: version,
-                supported: VERSION,
+                oldest: OLDEST_VERSION,
+                newest: VERSION,
             });
         }
         let flags = r.u16()?;
@@ -113,10 +156,23 @@ impl Header {
         r.skip(16)?;
         let original_size = r.u64()?;
         let chunk_target = r.u64()?;
-        let byte_model = r.u8()?;
-        if byte_model != BYTE_MODEL_ORDER2_V1 {
-            return Err(Error::Corrupt(format!("unknown byte model {byte_model}")));
-        }
+        let byte_model = match (version, r.u8()?) {
+            (1, BYTE_MODEL_ORDER2) => ByteModelKind::Order2,
+            (2, BYTE_MODEL_CM) => {
+                let max_table_bits = r.u8()?;
+                if !(cm::MIN_TABLE_BITS..=cm::MAX_TABLE_BITS).contains(&max_table_bits) {
+                    return Err(Error::Corrupt(format!(
+                        "byte model table size 2^{max_table_bits} out of range"
+                    )));
+                }
+                ByteModelKind::ContextMixing { max_table_bits }
+            }
+            (v, id) => {
+                return Err(Error::Corrupt(format!(
+                    "byte model {id} is not defined in format version {v}"
+                )))
+            }
+        };
         let model = if flags & FLAG_LLM != 0 {
             let name = r.str()?;
             let size = r.u64()?;
@@ -149,6 +205,7 @@ impl Header {
         }
         Ok((
             Header {
+                version,
                 original_size,
                 chunk_target,
                 byte_model,
@@ -171,9 +228,10 @@ mod tests {
 
     pub fn sample() -> Header {
         Header {
+            version: VERSION,
             original_size: 12345,
             chunk_target: 16384,
-            byte_model: BYTE_MODEL_ORDER2_V1,
+            byte_model: ByteModelKind::ContextMixing { max_table_bits: 18 },
             model: Some(ModelSection {
                 name: "smollm2-135m-instruct-q4_1".into(),
                 size: 98_362_432,
@@ -220,6 +278,14 @@ mod tests {
             Header::parse(&v),
             Err(Error::UnsupportedVersion { found: 9, .. })
         ));
+        // A version-1 header may not name the version-2 byte model (CRC fixed up, so only
+        // the rule can catch it).
+        let mut old = b.clone();
+        old[8] = 1;
+        let n = old.len();
+        let crc = crc32fast::hash(&old[..n - 4]);
+        old[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(Header::parse(&old), Err(Error::Corrupt(_))));
         let mut f = b.clone();
         f[10] |= 0x80;
         assert!(matches!(Header::parse(&f), Err(Error::ReservedBits { .. })));

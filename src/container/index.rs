@@ -17,6 +17,18 @@ pub enum ChunkKind {
     Stored = 0,
     /// Segment table + range-coded tokens and raw bytes.
     Modelled = 1,
+    /// A zstd frame (format version 2).
+    Zstd = 2,
+}
+
+impl ChunkKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkKind::Stored => "stored",
+            ChunkKind::Modelled => "modelled",
+            ChunkKind::Zstd => "zstd",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +118,7 @@ impl Index {
             let kind = match r.u8()? {
                 0 => ChunkKind::Stored,
                 1 => ChunkKind::Modelled,
+                2 => ChunkKind::Zstd,
                 k => return Err(Error::Corrupt(format!("chunk {i}: unknown kind {k}"))),
             };
             let entry = ChunkEntry {
@@ -124,6 +137,11 @@ impl Index {
                 && (entry.payload_len != entry.len || entry.tokens != 0 || entry.raw_bytes != 0)
             {
                 return bad("stored chunk with inconsistent lengths");
+            }
+            if entry.kind == ChunkKind::Zstd
+                && (entry.payload_len == 0 || entry.tokens != 0 || entry.raw_bytes != 0)
+            {
+                return bad("zstd chunk with inconsistent lengths");
             }
             if entry.tokens > entry.len || entry.raw_bytes > entry.len {
                 return bad("more symbols than bytes");

@@ -7,10 +7,12 @@
 
 use std::ops::Range;
 
-/// Text runs shorter than this (in bytes) are coded as raw bytes: a few characters between
-/// binary bytes gain nothing from the LLM, and in random data 16 printable bytes in a row are
-/// rare enough (about one per 8 MB) that noise stays out of the LLM path.
-pub const MIN_TEXT_RUN: usize = 16;
+/// Text runs shorter than this (in bytes) are coded as raw bytes: the strings inside binary
+/// formats (protobuf fields, PDF operators) are short and predicted well by the byte model's
+/// context, while each trip into the LLM starts from a context that has not seen them. In
+/// random data a 64-byte printable run practically never occurs, so noise stays out of the
+/// LLM path.
+pub const MIN_TEXT_RUN: usize = 64;
 
 /// What a run of bytes is coded as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +42,18 @@ pub fn is_tokenizer_safe(c: char) -> bool {
     }
 }
 
-/// Cuts `bytes` into alternating text and raw spans covering it exactly, in order.
+/// Cuts `bytes` into alternating text and raw spans covering it exactly, in order. Input that
+/// is all safe text is one text span whatever its length (short text files are still text);
+/// otherwise text runs shorter than [`MIN_TEXT_RUN`] join the raw bytes around them.
 pub fn split(bytes: &[u8]) -> Vec<Span> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if !text.is_empty() && text.chars().all(is_tokenizer_safe) {
+            return vec![Span {
+                kind: SpanKind::Text,
+                range: 0..bytes.len(),
+            }];
+        }
+    }
     let mut spans: Vec<Span> = Vec::new();
     let mut push = |kind: SpanKind, range: Range<usize>| {
         if range.is_empty() {
@@ -125,7 +137,7 @@ mod tests {
                 if s.kind == SpanKind::Text {
                     let t = std::str::from_utf8(&bytes[s.range.clone()]).expect("text is UTF-8");
                     assert!(t.chars().all(is_tokenizer_safe));
-                    assert!(s.range.len() >= MIN_TEXT_RUN);
+                    assert!(s.range.len() >= MIN_TEXT_RUN || spans.len() == 1);
                 }
                 at = s.range.end;
             }
@@ -136,19 +148,25 @@ mod tests {
     #[test]
     fn unsafe_characters_become_raw() {
         use SpanKind::*;
+        let run = "0123456789abcdef".repeat(4);
         assert_eq!(
-            kinds(b"0123456789abcdef\x04ghijklmnopqrstuv"),
-            vec![(Text, 16), (Raw, 1), (Text, 16)]
+            kinds(format!("{run}\u{4}{run}").as_bytes()),
+            vec![(Text, 64), (Raw, 1), (Text, 64)]
         );
         assert_eq!(
-            kinds("0123456789abcdef\u{40000}".as_bytes()),
-            vec![(Text, 16), (Raw, 4)]
+            kinds(format!("{run}\u{40000}").as_bytes()),
+            vec![(Text, 64), (Raw, 4)]
         );
         assert_eq!(kinds(b"line one\r\nline two\r\n"), vec![(Text, 20)]);
+        assert_eq!(kinds(b"short"), vec![(Text, 5)], "all text stays text");
         assert_eq!(
             kinds(b"ab\xffcd"),
             vec![(Raw, 5)],
             "short text merges into raw"
+        );
+        assert_eq!(
+            kinds(format!("{}\x04{run}", &run[..63]).as_bytes()),
+            vec![(Raw, 64), (Text, 64)]
         );
     }
 }

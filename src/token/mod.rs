@@ -95,20 +95,32 @@ pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
             ),
             SpanKind::Text => {
                 // split() hands out only valid UTF-8 as text.
+                // A whole-chunk text span may be short; pieces of it may not.
+                let min_run = if span.range.len() == bytes.len() {
+                    1
+                } else {
+                    MIN_TEXT_RUN
+                };
                 let text = std::str::from_utf8(&bytes[span.range]).unwrap_or_default();
-                tokenize_verified(tokenizer, text, &mut out);
+                tokenize_verified(tokenizer, text, min_run, &mut out);
             }
         }
     }
     out
 }
 
-/// Appends `text` as verified text segments, bisecting around what fails the round trip.
-fn tokenize_verified(tokenizer: &impl Tokenizer, text: &str, out: &mut Vec<Segment>) {
+/// Appends `text` as verified text segments, bisecting around what fails the round trip;
+/// pieces shorter than `min_run` bytes become raw.
+fn tokenize_verified(
+    tokenizer: &impl Tokenizer,
+    text: &str,
+    min_run: usize,
+    out: &mut Vec<Segment>,
+) {
     if text.is_empty() {
         return;
     }
-    if text.len() >= MIN_TEXT_RUN {
+    if text.len() >= min_run {
         let tokens = tokenizer.tokenize(text);
         if round_trips(tokenizer, &tokens, text.as_bytes()) {
             push(
@@ -126,8 +138,8 @@ fn tokenize_verified(tokenizer: &impl Tokenizer, text: &str, out: &mut Vec<Segme
         return;
     }
     let cut = split_point(text);
-    tokenize_verified(tokenizer, &text[..cut], out);
-    tokenize_verified(tokenizer, &text[cut..], out);
+    tokenize_verified(tokenizer, &text[..cut], MIN_TEXT_RUN, out);
+    tokenize_verified(tokenizer, &text[cut..], MIN_TEXT_RUN, out);
 }
 
 /// A character boundary near the middle, moved to just before whitespace when one is close,
@@ -222,7 +234,8 @@ mod tests {
     #[test]
     fn dropped_characters_are_isolated_as_raw() {
         let t = ByteTokenizer::new();
-        let text = "a long run of plain words then z and more plain words after it";
+        let words = "a long run of plain words, and more plain words after them. ".repeat(5);
+        let text = format!("{words}then z and {words}");
         let segs = segment_chunk(&t, text.as_bytes());
         assert_eq!(covered(&segs), text.len());
         let raw: usize = segs
@@ -244,9 +257,10 @@ mod tests {
     #[test]
     fn binary_and_text_mix() {
         let t = ByteTokenizer::new();
-        let mut bytes = b"header text long enough".to_vec();
+        let mut bytes =
+            b"header text that is long enough to be worth the language model's time".to_vec();
         bytes.extend([0xff, 0x00, 0x81]);
-        bytes.extend(b"trailing text that is long");
+        bytes.extend(b"trailing text that is long, long enough for the language model too");
         let segs = segment_chunk(&t, &bytes);
         assert_eq!(covered(&segs), bytes.len());
         assert!(matches!(segs[1], Segment::Raw { len: 3 }));

@@ -1,0 +1,93 @@
+//! The raw-byte model of one chunk, as the archive header names it, and how its bytes go
+//! through the chunk's range-coder stream.
+//!
+//! Format version 2 codes each raw byte as eight binary decisions under the context-mixing
+//! model; it sees only the chunk's raw bytes, so its tables are sized by their count. Version 1
+//! coded whole bytes under the order-2 count blend, which also followed the text bytes'
+//! context; it is kept so that version-1 archives still decode.
+
+use crate::coder::quantize::weights_to_cdf;
+use crate::coder::range::{SymbolDecoder, SymbolEncoder};
+use crate::container::header::ByteModelKind;
+use crate::error::Result;
+use crate::predict::bytes::ByteModel;
+use crate::predict::cm::{self, ByteCm};
+
+pub enum RawModel {
+    Order2 {
+        model: ByteModel,
+        cdf: Vec<u32>,
+    },
+    ContextMixing(Box<ByteCm>),
+    /// A chunk without raw bytes needs no model.
+    Unused,
+}
+
+impl RawModel {
+    /// The model for a chunk with `raw_bytes` raw bytes.
+    pub fn new(kind: ByteModelKind, raw_bytes: u64) -> Self {
+        match kind {
+            _ if raw_bytes == 0 => RawModel::Unused,
+            ByteModelKind::Order2 => RawModel::Order2 {
+                model: ByteModel::new(),
+                cdf: Vec::new(),
+            },
+            ByteModelKind::ContextMixing { max_table_bits } => RawModel::ContextMixing(Box::new(
+                ByteCm::new(cm::table_bits_for(raw_bytes, max_table_bits)),
+            )),
+        }
+    }
+
+    pub fn encode(&mut self, byte: u8, coder: &mut SymbolEncoder) -> Result<()> {
+        match self {
+            RawModel::Order2 { model, cdf } => {
+                weights_to_cdf(model.predict(), cdf);
+                coder.encode(usize::from(byte), cdf)?;
+                model.update(byte);
+            }
+            RawModel::ContextMixing(cm) => {
+                for k in (0..8).rev() {
+                    let bit = u32::from(byte >> k) & 1;
+                    coder.encode_bit(bit, cm.p1())?;
+                    cm.update(bit);
+                }
+            }
+            RawModel::Unused => {
+                return Err(crate::Error::Internal(
+                    "raw byte in a chunk without any".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn decode(&mut self, coder: &mut SymbolDecoder, chunk: usize) -> Result<u8> {
+        match self {
+            RawModel::Order2 { model, cdf } => {
+                weights_to_cdf(model.predict(), cdf);
+                let b = coder.decode(cdf, chunk)? as u8;
+                model.update(b);
+                Ok(b)
+            }
+            RawModel::ContextMixing(cm) => {
+                let mut byte = 0u32;
+                for _ in 0..8 {
+                    let bit = coder.decode_bit(cm.p1(), chunk)?;
+                    cm.update(bit);
+                    byte = (byte << 1) | bit;
+                }
+                Ok(byte as u8)
+            }
+            RawModel::Unused => Err(crate::Error::Corrupt(format!(
+                "chunk {chunk}: raw bytes beyond the index's count"
+            ))),
+        }
+    }
+
+    /// A text byte went by (coded by the LLM): only the version-1 model follows it.
+    pub fn observe_text(&mut self, byte: u8) {
+        if let RawModel::Order2 { model, .. } = self {
+            model.observe(byte);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Fast mode and the byte model: every corpus file round-trips without the LLM and without a
+//! model file, incompressible data barely grows, zstd chunks decode (and lie detectably),
+//! and arbitrary bytes survive.
+
+use nzip::container::header::{ByteModelKind, VERSION};
+use nzip::container::{Archive, ChunkEntry, ChunkKind, Header, Index};
+use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+use nzip::Error;
+use proptest::prelude::*;
+
+use crate::util::{corpus, corpus_files, decode, file_with, nzip, random_bytes};
+
+fn fast(chunk_size: usize) -> CompressOptions {
+    CompressOptions {
+        fast: true,
+        chunk_size,
+        // A model name that does not exist: fast mode must never look for one.
+        model: "no-such-model".into(),
+        ..CompressOptions::default()
+    }
+}
+
+fn round_trip(data: &[u8], opts: &CompressOptions) -> Vec<u8> {
+    let archive = compress(data, opts, &|_| {}).expect("compress");
+    let mut back = Vec::new();
+    decompress(&archive, &DecompressOptions::default(), &mut back, &|_| {}).expect("decompress");
+    assert!(back == data, "round trip changed {} bytes", data.len());
+    archive
+}
+
+#[test]
+fn every_corpus_file_round_trips_without_a_model() {
+    let names = corpus_files();
+    assert!(names.len() >= 9, "corpus files: {names:?}");
+    for name in &names {
+        let data = corpus(name);
+        let archive = round_trip(&data, &fast(pipeline_fast_chunk()));
+        let a = Archive::parse(&archive).unwrap();
+        assert!(
+            a.header.model.is_none(),
+            "{name}: fast archives name no model"
+        );
+        assert!(a.index.chunks.iter().all(|c| c.tokens == 0));
+        let bpb = 8.0 * archive.len() as f64 / data.len() as f64;
+        // Loose bounds that still catch a broken model: xz -9e gets 2.55 on alice29.txt and
+        // 0.94 on html; the byte model must beat both.
+        match name.as_str() {
+            "alice29.txt" => assert!(bpb < 2.3, "{name}: {bpb:.3} bits per byte"),
+            "html" => assert!(bpb < 0.9, "{name}: {bpb:.3} bits per byte"),
+            "kppkn.gtb" => assert!(bpb < 1.095, "{name}: {bpb:.3} (xz -9e: 1.095)"),
+            _ => {}
+        }
+    }
+}
+
+fn pipeline_fast_chunk() -> usize {
+    nzip::pipeline::DEFAULT_FAST_CHUNK_SIZE
+}
+
+#[test]
+fn incompressible_data_grows_at_most_a_tenth_of_a_percent() {
+    for data in [corpus("fireworks.jpeg"), random_bytes(300_000, 99)] {
+        for opts in [fast(pipeline_fast_chunk()), fast(64 * 1024)] {
+            let archive = round_trip(&data, &opts);
+            assert!(
+                archive.len() as f64 <= data.len() as f64 * 1.001,
+                "{} bytes became {}",
+                data.len(),
+                archive.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn text_and_binary_flipping_every_few_bytes() {
+    let mut data = Vec::new();
+    let noise = random_bytes(4000, 5);
+    for (i, word) in "flip flop between words and noise every few bytes "
+        .split(' ')
+        .cycle()
+        .take(600)
+        .enumerate()
+    {
+        data.extend(word.as_bytes());
+        data.extend(&noise[(i * 3) % 3990..(i * 3) % 3990 + i % 5]);
+    }
+    round_trip(&data, &fast(1000));
+    round_trip(&data, &fast(1 << 20));
+}
+
+#[test]
+fn many_small_chunks_in_parallel_decode_in_order() {
+    let data = corpus("enwik6")[..200_000].to_vec();
+    let archive = round_trip(&data, &fast(3000));
+    assert!(Archive::parse(&archive).unwrap().index.chunks.len() > 60);
+}
+
+#[test]
+fn cli_fast_mode_needs_no_model_directory() {
+    let data = corpus("geo.protodata");
+    let (dir, input) = file_with("geo.protodata", &data);
+    let empty_models = dir.path().join("no-models");
+    nzip()
+        .env("NZIP_MODEL_DIR", &empty_models)
+        .env("NZIP_OFFLINE", "1")
+        .args(["compress", "--fast"])
+        .arg(&input)
+        .assert()
+        .success();
+    std::fs::remove_file(&input).unwrap();
+    nzip()
+        .env("NZIP_MODEL_DIR", &empty_models)
+        .env("NZIP_OFFLINE", "1")
+        .arg("-d")
+        .arg(dir.path().join("geo.protodata.nz"))
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&input).unwrap(), data);
+}
+
+/// An archive of one zstd chunk holding `frame`, claiming `len` original bytes with `crc`.
+fn zstd_archive(frame: &[u8], len: u64, crc32: u32) -> Vec<u8> {
+    let header = Header {
+        version: VERSION,
+        original_size: len,
+        chunk_target: len,
+        byte_model: ByteModelKind::ContextMixing { max_table_bits: 18 },
+        model: None,
+    };
+    let mut out = header.to_bytes();
+    out.extend(frame);
+    let index = Index {
+        chunks: vec![ChunkEntry {
+            kind: ChunkKind::Zstd,
+            len,
+            tokens: 0,
+            raw_bytes: 0,
+            payload_len: frame.len() as u64,
+            crc32,
+        }],
+    };
+    let at = out.len() as u64;
+    out.extend(index.to_bytes(at));
+    out
+}
+
+#[test]
+fn zstd_chunks_decode_and_wrong_lengths_are_refused() {
+    let data = corpus("alice29.txt")[..5000].to_vec();
+    let frame = zstd::bulk::compress(&data, 19).unwrap();
+    let crc = crc32fast::hash(&data);
+    assert_eq!(decode(&zstd_archive(&frame, 5000, crc)).unwrap(), data);
+    for (len, what) in [(4999, "longer"), (5001, "shorter"), (1 << 40, "huge")] {
+        let err = decode(&zstd_archive(&frame, len, crc)).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{what}: {err}");
+    }
+    let mut bad = frame.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 0x20;
+    assert!(decode(&zstd_archive(&bad, 5000, crc)).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn arbitrary_bytes_round_trip(
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        chunk in 1usize..2000,
+    ) {
+        round_trip(&data, &fast(chunk));
+    }
+
+    #[test]
+    fn arbitrary_byte_model_archives_never_panic(
+        data in proptest::collection::vec(any::<u8>(), 1..2000),
+        flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..4),
+    ) {
+        let mut archive = compress(&data, &fast(700), &|_| {}).unwrap();
+        for (at, bit) in flips {
+            let i = at % archive.len();
+            archive[i] ^= 1 << bit;
+        }
+        // Damage must be reported or, where it hit nothing that matters, harmless.
+        if let Ok(back) = decode(&archive) {
+            prop_assert_eq!(back, data);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Archives written by earlier nzip versions, kept under `tests/golden/`: every later version
+//! must decode them to the bytes beside them, or refuse them with the documented error. This
+//! is the format's compatibility promise (formats/NZIP.md).
+
+use std::path::Path;
+
+use nzip::Error;
+
+use crate::util::decode;
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Format version 1 (nzip 0.1): one stored chunk; needs no model.
+#[test]
+fn v1_stored() {
+    assert_eq!(
+        decode(&golden("v1-stored.bin.nz")).unwrap(),
+        golden("v1-stored.bin")
+    );
+}
+
+/// Format version 1: text through the default model, raw bytes through the order-2 byte
+/// model, in one stream. Made on x86_64 with AVX2 on the CPU backend: elsewhere the only
+/// acceptable answer is the numerics mismatch, never other bytes.
+#[test]
+fn v1_text_and_raw_bytes() {
+    match decode(&golden("v1-mixed.bin.nz")) {
+        Ok(bytes) => assert_eq!(bytes, golden("v1-mixed.bin")),
+        Err(Error::NumericsMismatch { .. }) => {}
+        Err(e) => panic!("v1 archive refused: {e}"),
+    }
+}
