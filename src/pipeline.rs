@@ -3,13 +3,14 @@
 //! model alone, zstd and storing, and assembles or checks the container.
 
 use std::io::{Read, Write};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use crate::chunk::{plan_chunks, Schedule};
-use crate::codec::{self, decode::ChunkDecoder, encode::ChunkEncoder};
+use crate::codec::encode::{ChunkEncoder, CHECKPOINT};
+use crate::codec::{self, decode::ChunkDecoder};
 use crate::container::header::{ByteModelKind, VERSION};
 use crate::container::{Archive, ChunkEntry, ChunkKind, Header, Index, ModelSection};
 use crate::error::{Error, Result};
@@ -129,9 +130,9 @@ pub fn compress(
             chunks
                 .par_iter()
                 .map(|r| {
-                    let coded = code_without_llm(&data[r.clone()], byte_model, ZSTD_LEVEL_FAST);
+                    let coded = code_without_llm(&data[r.clone()], byte_model, ZSTD_LEVEL_FAST)?;
                     progress(done.fetch_add(r.len() as u64, Ordering::Relaxed) + r.len() as u64);
-                    coded
+                    Ok((coded.entry, coded.payload))
                 })
                 .collect::<Result<_>>()
         })?;
@@ -216,13 +217,32 @@ fn token_count(segments: &[Segment]) -> u64 {
         .sum()
 }
 
+/// A chunk's best coding without the LLM, and the byte model's cost curve over it.
+struct WithoutLlm {
+    entry: ChunkEntry,
+    payload: Vec<u8>,
+    /// Approximate bits the byte model spent on the first `(k + 1) * CHECKPOINT` bytes.
+    byte_model_cost: Vec<f64>,
+}
+
+impl WithoutLlm {
+    /// The byte model's approximate cost of bytes `from..to`, at checkpoint resolution.
+    fn byte_model_cost(&self, from: usize, to: usize) -> Option<f64> {
+        let at = |bytes: usize| match bytes / CHECKPOINT {
+            0 => Some(0.0),
+            k => self.byte_model_cost.get(k - 1).copied(),
+        };
+        Some(at(to)? - at(from)?)
+    }
+}
+
 /// The smallest coding of a chunk without the LLM: the byte model over all of it, a zstd
 /// frame, or the bytes as they are (which bounds every chunk at its size plus its index entry).
 fn code_without_llm(
     bytes: &[u8],
     byte_model: ByteModelKind,
     zstd_level: i32,
-) -> Result<(ChunkEntry, Vec<u8>)> {
+) -> Result<WithoutLlm> {
     let mut best = (
         ChunkEntry {
             kind: ChunkKind::Stored,
@@ -237,7 +257,8 @@ fn code_without_llm(
     let segments = [Segment::Raw { len: bytes.len() }];
     let mut modelled = Vec::new();
     codec::write_segment_table(&segments, &mut modelled);
-    modelled.extend(ChunkEncoder::new(bytes, &segments, byte_model).finish()?);
+    let (stream, byte_model_cost) = ChunkEncoder::new(bytes, &segments, byte_model).finish()?;
+    modelled.extend(stream);
     let zstd = zstd::bulk::compress(bytes, zstd_level)
         .map_err(|e| Error::Internal(format!("zstd: {e}")))?;
     for (kind, payload) in [(ChunkKind::Modelled, modelled), (ChunkKind::Zstd, zstd)] {
@@ -252,13 +273,27 @@ fn code_without_llm(
             best.1 = Some(payload);
         }
     }
-    let payload = best.1.unwrap_or_else(|| bytes.to_vec());
-    Ok((best.0, payload))
+    Ok(WithoutLlm {
+        entry: best.0,
+        payload: best.1.unwrap_or_else(|| bytes.to_vec()),
+        byte_model_cost,
+    })
 }
+
+/// How often (in lockstep steps) the encoder compares the LLM with the byte model alone, and
+/// by how much the byte model must be cheaper on the bytes since the last comparison for the
+/// chunk to leave the LLM. The LLM starts strong (the byte model starts cold) and the byte
+/// model gains as it learns the file, so a chunk the LLM loses on a stretch is one it tends to
+/// lose in the end; leaving then saves the rest of its run (measured, 2 cores: the whole of
+/// paper-100k.pdf left after 6,144 steps, 92 s instead of about 6 minutes; html, where the
+/// byte model overtakes after 30 KB, after 16,384 steps).
+const COMPARE_EVERY: u64 = 2048;
+const LEAVE_MARGIN: f64 = 0.95;
 
 /// Codes one group. A chunk whose LLM coding does not beat its best coding without the LLM
 /// takes that instead, and the group is run again without its tokens, so the decoder's
-/// schedule is what was coded.
+/// schedule is what was coded. Chunks on which the byte model is clearly winning leave during
+/// the run, which stops it and starts it again without them.
 fn encode_group(
     data: &[u8],
     group: &[Range<usize>],
@@ -268,7 +303,7 @@ fn encode_group(
     mut runner: Option<&mut llama::GroupRunner<'_>>,
     progress: &dyn Fn(f64),
 ) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
-    let without_llm: Vec<(ChunkEntry, Vec<u8>)> = group
+    let without_llm: Vec<WithoutLlm> = group
         .par_iter()
         .map(|r| code_without_llm(&data[r.clone()], byte_model, ZSTD_LEVEL))
         .collect::<Result<_>>()?;
@@ -294,31 +329,59 @@ fn encode_group(
                 .as_deref_mut()
                 .ok_or_else(|| Error::Internal("no LLM runner".into()))?;
             let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
-            let mut step = 0u64;
-            runner.run(&mut encoders, &n_tokens, |_| {
-                step += 1;
+            let mut last_compared = vec![(0usize, 0f64); group.len()];
+            let mut leaving = Vec::new();
+            let completed = runner.run(&mut encoders, &n_tokens, |step, encoders| {
                 progress(step as f64 / steps as f64);
+                if always_llm || step % COMPARE_EVERY != 0 {
+                    return ControlFlow::Continue(());
+                }
+                for (i, e) in encoders.iter().enumerate() {
+                    let Some(e) = e.as_ref().filter(|_| step < n_tokens[i]) else {
+                        continue;
+                    };
+                    let (done, llm_bits) = e.progress();
+                    let (from, llm_before) = last_compared[i];
+                    last_compared[i] = (done, llm_bits);
+                    let Some(byte_model_bits) = without_llm[i].byte_model_cost(from, done) else {
+                        continue;
+                    };
+                    if byte_model_bits < LEAVE_MARGIN * (llm_bits - llm_before) {
+                        leaving.push(i);
+                    }
+                }
+                if leaving.is_empty() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
             })?;
+            if !completed {
+                for i in leaving {
+                    llm_off[i] = true;
+                }
+                continue;
+            }
         }
         let streams: Vec<Option<Vec<u8>>> = encoders
             .into_par_iter()
-            .map(|e| e.map(ChunkEncoder::finish).transpose())
+            .map(|e| e.map(|e| e.finish().map(|(stream, _)| stream)).transpose())
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(group.len());
         let mut rerun = false;
         for (i, stream) in streams.into_iter().enumerate() {
             let fallback = &without_llm[i];
             let Some(stream) = stream else {
-                out.push(fallback.clone());
+                out.push((fallback.entry.clone(), fallback.payload.clone()));
                 continue;
             };
             let mut payload = Vec::with_capacity(stream.len() + 16);
             codec::write_segment_table(&segments[i], &mut payload);
             payload.extend_from_slice(&stream);
-            if !always_llm && payload.len() as u64 >= fallback.0.payload_len {
+            if !always_llm && payload.len() as u64 >= fallback.entry.payload_len {
                 llm_off[i] = true;
                 rerun = true;
-                out.push(fallback.clone());
+                out.push((fallback.entry.clone(), fallback.payload.clone()));
                 continue;
             }
             let raw_bytes = segments[i]
@@ -333,7 +396,7 @@ fn encode_group(
                     tokens: n_tokens[i],
                     raw_bytes,
                     payload_len: payload.len() as u64,
-                    crc32: fallback.0.crc32,
+                    crc32: fallback.entry.crc32,
                 },
                 payload,
             ));
@@ -527,7 +590,7 @@ fn decode_group<T: Tokenizer>(
     }
     let n_tokens: Vec<u64> = group.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
-        runner.run(&mut decoders, &n_tokens, |_| {})?;
+        runner.run(&mut decoders, &n_tokens, |_, _| ControlFlow::Continue(()))?;
     }
     decoders
         .into_par_iter()

@@ -101,3 +101,19 @@ fn mixed_binary_and_text_files() {
         .iter()
         .any(|c| c.tokens > 0 && c.raw_bytes > 0));
 }
+
+#[test]
+fn chunks_the_byte_model_codes_better_leave_the_llm() {
+    // A random-weight model loses to the byte model on every chunk of some size (on a few
+    // hundred bytes the byte model has not learnt enough yet): those must end up without
+    // tokens, most of them having left the lockstep run early, and all must round-trip.
+    let data = &corpus("enwik6")[400_000..460_000];
+    let copts = CompressOptions {
+        always_llm: false,
+        ..opts()
+    };
+    let archive = round_trip(data, &copts);
+    let a = Archive::parse(&archive).unwrap();
+    let big: Vec<_> = a.index.chunks.iter().filter(|c| c.len > 4096).collect();
+    assert!(big.len() >= 4 && big.iter().all(|c| c.tokens == 0), "{big:?}");
+}

@@ -21,7 +21,15 @@ pub struct ChunkEncoder<'a> {
     quantizer: Quantizer,
     raw_model: RawModel,
     cdf: Vec<u32>,
+    /// Approximate bits spent so far, and after every [`CHECKPOINT`] bytes of raw segments
+    /// (for the pipeline's choice between codings; the stream does not depend on them).
+    cost_bits: f64,
+    raw_done: usize,
+    raw_checkpoints: Vec<f64>,
 }
+
+/// Raw bytes between cost checkpoints.
+pub const CHECKPOINT: usize = 1024;
 
 impl<'a> ChunkEncoder<'a> {
     pub fn new(bytes: &'a [u8], segments: &'a [Segment], byte_model: ByteModelKind) -> Self {
@@ -40,6 +48,9 @@ impl<'a> ChunkEncoder<'a> {
             quantizer: Quantizer::new(),
             raw_model: RawModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
+            cost_bits: 0.0,
+            raw_done: 0,
+            raw_checkpoints: Vec::new(),
         }
     }
 
@@ -52,7 +63,11 @@ impl<'a> ChunkEncoder<'a> {
                 Segment::Text { len, .. } => self.observe_text(*len),
                 Segment::Raw { len } => {
                     for &b in &self.bytes[self.offset..self.offset + len] {
-                        self.raw_model.encode(b, &mut self.coder)?;
+                        self.cost_bits += self.raw_model.encode(b, &mut self.coder)?;
+                        self.raw_done += 1;
+                        if self.raw_done % CHECKPOINT == 0 {
+                            self.raw_checkpoints.push(self.cost_bits);
+                        }
                     }
                     self.offset += len;
                 }
@@ -71,12 +86,24 @@ impl<'a> ChunkEncoder<'a> {
         self.offset += len;
     }
 
-    /// Codes trailing raw segments and returns the coded stream.
-    pub fn finish(mut self) -> Result<Vec<u8>> {
+    /// How far coding has got: bytes of the chunk done (within a text segment, in proportion
+    /// to its tokens) and approximate bits spent on them.
+    pub fn progress(&self) -> (usize, f64) {
+        let mut done = self.offset;
+        if let Some(Segment::Text { len, tokens }) = self.segments.get(self.segment) {
+            done += len * self.within / tokens.len().max(1);
+        }
+        (done, self.cost_bits)
+    }
+
+    /// Codes trailing raw segments and returns the coded stream, with the approximate bits
+    /// spent after every [`CHECKPOINT`] raw bytes (for a chunk that is all raw, the cost of
+    /// each prefix of it).
+    pub fn finish(mut self) -> Result<(Vec<u8>, Vec<f64>)> {
         if self.advance_to_text()? {
             return Err(Error::Internal("chunk finished with tokens left".into()));
         }
-        self.coder.finish()
+        Ok((self.coder.finish()?, self.raw_checkpoints))
     }
 }
 
@@ -91,6 +118,8 @@ impl ChunkDriver for ChunkEncoder<'_> {
         };
         self.quantizer.logits_to_cdf(logits, &mut self.cdf);
         self.coder.encode(token as usize, &self.cdf)?;
+        let freq = self.cdf[token as usize + 1] - self.cdf[token as usize];
+        self.cost_bits += f64::from(crate::coder::quantize::PRECISION) - f64::from(freq).log2();
         self.within += 1;
         Ok(token)
     }

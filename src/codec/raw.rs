@@ -13,6 +13,19 @@ use crate::error::Result;
 use crate::predict::bytes::ByteModel;
 use crate::predict::cm::{self, ByteCm};
 
+/// -log2(p / 4096) for p = 0..=4096 (p = 0 priced as p = 1): the cost of a coded bit, to
+/// 12 bits of its probability.
+fn bit_costs() -> &'static [f32; 4097] {
+    static TABLE: std::sync::OnceLock<[f32; 4097]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0f32; 4097];
+        for (p, c) in t.iter_mut().enumerate() {
+            *c = (12.0 - (p.max(1) as f64).log2()) as f32;
+        }
+        t
+    })
+}
+
 pub enum RawModel {
     Order2 {
         model: ByteModel,
@@ -38,7 +51,10 @@ impl RawModel {
         }
     }
 
-    pub fn encode(&mut self, byte: u8, coder: &mut SymbolEncoder) -> Result<()> {
+    /// Codes `byte`; returns its approximate cost in bits, for the encoder's choices only (0 for
+    /// the version-1 model, which the encoder no longer uses).
+    pub fn encode(&mut self, byte: u8, coder: &mut SymbolEncoder) -> Result<f64> {
+        let mut cost = 0.0;
         match self {
             RawModel::Order2 { model, cdf } => {
                 weights_to_cdf(model.predict(), cdf);
@@ -46,9 +62,13 @@ impl RawModel {
                 model.update(byte);
             }
             RawModel::ContextMixing(cm) => {
+                let costs = bit_costs();
                 for k in (0..8).rev() {
                     let bit = u32::from(byte >> k) & 1;
-                    coder.encode_bit(bit, cm.p1())?;
+                    let p1 = cm.p1();
+                    let p = if bit == 1 { p1 } else { 65536 - p1 };
+                    cost += f64::from(costs[(p >> 4) as usize]);
+                    coder.encode_bit(bit, p1)?;
                     cm.update(bit);
                 }
             }
@@ -58,7 +78,7 @@ impl RawModel {
                 ))
             }
         }
-        Ok(())
+        Ok(cost)
     }
 
     pub fn decode(&mut self, coder: &mut SymbolDecoder, chunk: usize) -> Result<u8> {

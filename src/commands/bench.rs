@@ -134,6 +134,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 eprintln!("{name}: {mode} round trip FAILED");
                 all_ok = false;
             }
+            eprintln!(
+                "{name}: {mode} {:.3} bits per byte, compress {compress_s:.1} s, decompress \
+                 {decompress_s:.1} s",
+                8.0 * archive.len() as f64 / data.len().max(1) as f64
+            );
             results.push(Some(Measured {
                 bytes: archive.len() as u64,
                 compress_s,

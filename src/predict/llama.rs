@@ -7,6 +7,7 @@
 //! will do (DESIGN.md, determinism rule 2).
 
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -171,12 +172,15 @@ impl GroupRunner<'_> {
     /// token) as sequence i, then hands each chunk the logits that predict its token t+1.
     /// Before a chunk's position would reach the window, its KV cache slides: positions
     /// `[sinks, sinks+slide)` are dropped and the rest shifted down by `slide`.
+    ///
+    /// After each step `on_step(t, drivers)` may stop the run early (the encoder does, to drop
+    /// chunks the LLM codes badly); `run` then returns `Ok(false)`.
     pub fn run<D: ChunkDriver>(
         &mut self,
         drivers: &mut [D],
         n_tokens: &[u64],
-        mut on_step: impl FnMut(usize),
-    ) -> Result<()> {
+        mut on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
+    ) -> Result<bool> {
         let Schedule {
             window,
             slide,
@@ -248,8 +252,10 @@ impl GroupRunner<'_> {
                     *n = d.next_token(l)?;
                     Ok(())
                 })?;
-            on_step(active.len());
+            if on_step(t + 1, drivers).is_break() {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 }
