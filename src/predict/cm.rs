@@ -156,6 +156,20 @@ const EMPTY_SLOT: Slot = {
     Slot(s)
 };
 
+/// Asks for a slot's cache line ahead of use (a hint only: results never depend on it).
+#[inline]
+fn prefetch(slot: &Slot) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that cannot fault, and the pointer comes from a reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (slot as *const Slot).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
+}
+
 #[inline]
 fn hash2(a: u64, b: u64) -> u64 {
     let h = (a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
@@ -335,10 +349,17 @@ impl ByteCm {
         self.bit_pos += 1;
         if self.bit_pos == 8 {
             self.end_byte((self.c0 & 255) as u8);
-            self.hash_contexts();
             self.select_slots();
         } else if self.bit_pos == 4 {
             self.select_slots();
+        } else if self.bit_pos == 3 {
+            // The next nibble's slots are one of two sets: fetch both while bit 4 is coded.
+            for c0 in [self.c0 << 1, self.c0 << 1 | 1] {
+                for i in 0..N_HASHED {
+                    let (a, _) = self.slot_pair(i, hash2(self.context_hash[i], u64::from(c0)));
+                    prefetch(&self.slots[a]);
+                }
+            }
         }
         self.predict();
     }
@@ -374,6 +395,13 @@ impl ByteCm {
             self.word = hash2(self.word, u64::from(byte.to_ascii_lowercase()));
         } else if self.word != 0 {
             self.word = 0;
+        }
+        // Hash the next contexts first and start fetching their slots, then do the other
+        // bookkeeping while the memory system works.
+        self.hash_contexts();
+        for i in 0..N_HASHED {
+            let (a, _) = self.slot_pair(i, self.context_hash[i]);
+            prefetch(&self.slots[a]);
         }
         self.update_match(byte);
         self.record.update(&self.history);
@@ -447,10 +475,17 @@ impl ByteCm {
         }
     }
 
+    /// The two slots (same 128-byte pair) where table `i` keeps the context hashed to `h`.
+    #[inline]
+    fn slot_pair(&self, i: usize, h: u64) -> (usize, usize) {
+        let base = i * (self.slot_mask + 1);
+        let a = base + ((h >> 40) as usize & self.slot_mask);
+        (a, a ^ 1)
+    }
+
     /// Finds (or claims) each hashed context's slot for the nibble about to be coded.
     fn select_slots(&mut self) {
         self.nibble = 1;
-        let table_size = self.slot_mask + 1;
         for i in 0..N_HASHED {
             let h = if self.bit_pos == 0 {
                 self.context_hash[i]
@@ -458,9 +493,7 @@ impl ByteCm {
                 hash2(self.context_hash[i], u64::from(self.c0))
             };
             let check = (h as u32) | 1;
-            let base = i * table_size;
-            let a = base + ((h >> 40) as usize & self.slot_mask);
-            let b = base + (((h >> 40) as usize ^ 1) & self.slot_mask);
+            let (a, b) = self.slot_pair(i, h);
             self.current_slot[i] = if self.slots[a].0[0] == check {
                 a
             } else if self.slots[b].0[0] == check {
