@@ -115,5 +115,8 @@ fn chunks_the_byte_model_codes_better_leave_the_llm() {
     let archive = round_trip(data, &copts);
     let a = Archive::parse(&archive).unwrap();
     let big: Vec<_> = a.index.chunks.iter().filter(|c| c.len > 4096).collect();
-    assert!(big.len() >= 4 && big.iter().all(|c| c.tokens == 0), "{big:?}");
+    assert!(
+        big.len() >= 4 && big.iter().all(|c| c.tokens == 0),
+        "{big:?}"
+    );
 }
