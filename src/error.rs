@@ -79,6 +79,16 @@ pub enum Error {
     #[error("{} already exists; use -f to overwrite", .0.display())]
     OutputExists(PathBuf),
 
+    #[error("{failed} of {total} archives failed the test")]
+    TestFailed { failed: usize, total: usize },
+
+    #[error(
+        "verification failed: the new archive of {} does not decode to the input ({why}); \
+         nothing was written and the input was kept",
+        path.display()
+    )]
+    VerifyFailed { path: PathBuf, why: String },
+
     #[error("{0}")]
     Usage(String),
 

@@ -14,6 +14,7 @@ fn main() {
     let result = match &cli.command {
         Command::Compress(a) => commands::compress::run(a),
         Command::Decompress(a) => commands::decompress::run(a),
+        Command::Test(a) => commands::test::run(a),
         Command::Info(a) => commands::info::run(a),
         Command::Model(c) => commands::model::run(c),
         Command::Bench(a) => commands::bench::run(a),

@@ -158,3 +158,62 @@ fn model_list_shows_the_default() {
             "smollm2-135m-instruct-q4_1 (default)",
         ));
 }
+
+#[test]
+fn test_subcommand_checks_archives_without_writing() {
+    let data = corpus("kppkn.gtb");
+    let (dir, input) = file_with("table.gtb", &data);
+    nzip()
+        .args(["compress", "--fast", "--verify"])
+        .arg(&input)
+        .assert()
+        .success();
+    let good = dir.path().join("table.gtb.nz");
+    nzip()
+        .arg("test")
+        .arg(&good)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("OK"));
+    let mut damaged = std::fs::read(&good).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x04;
+    let bad = dir.path().join("bad.gtb.nz");
+    std::fs::write(&bad, damaged).unwrap();
+    nzip()
+        .arg("-t") // gzip's spelling
+        .arg(&bad)
+        .arg(&good)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bad.gtb.nz"))
+        .stderr(predicate::str::contains("1 of 2 archives failed"));
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["bad.gtb.nz", "table.gtb", "table.gtb.nz"],
+        "test writes nothing"
+    );
+}
+
+#[test]
+fn verify_before_removing_the_input() {
+    let data = corpus("alice29.txt")[..3000].to_vec();
+    let (dir, input) = file_with("alice.txt", &data);
+    nzip()
+        .args(["compress", "--verify", "--rm", "--chunk-size", "1500"])
+        .arg(&input)
+        .assert()
+        .success();
+    assert!(!input.exists(), "--rm after a verified archive");
+    nzip()
+        .arg("-d")
+        .arg(dir.path().join("alice.txt.nz"))
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&input).unwrap(), data);
+}

@@ -25,6 +25,8 @@ pub enum Command {
     Compress(CompressArgs),
     /// Decompress FILE.nz archives, checking every chunk's CRC32.
     Decompress(DecompressArgs),
+    /// Decode archives and check every CRC without writing anything.
+    Test(TestArgs),
     /// Print an archive's header and chunk table.
     Info(InfoArgs),
     /// List or fetch models.
@@ -77,6 +79,10 @@ pub struct CompressArgs {
     /// model file needed to compress or decompress).
     #[arg(long = "fast", conflicts_with = "model")]
     pub fast: bool,
+    /// Decode each new archive and compare it with the input before writing it (and before
+    /// --rm may remove the input).
+    #[arg(long = "verify")]
+    pub verify: bool,
     /// Target chunk size in bytes; chunks are coded independently
     /// [default: 262144, or 524288 with --fast].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
@@ -99,6 +105,13 @@ pub struct CompressArgs {
 pub struct DecompressArgs {
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+/// How archives are decoded (decompress and test).
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
     /// Use this GGUF file instead of the cached model the archive names (its SHA-256 must match).
     #[arg(long = "model", value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -106,6 +119,21 @@ pub struct DecompressArgs {
     /// the chunk CRCs still reject a wrong result.
     #[arg(long = "force-numerics")]
     pub force_numerics: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Archives to test.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Report failures only.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Threads for the model and the coder (default: all cores).
+    #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Args, Debug)]

@@ -2,11 +2,33 @@
 
 use std::path::{Path, PathBuf};
 
-use nzip::pipeline::{self, CompressOptions};
+use nzip::pipeline::{self, CompressOptions, DecompressOptions};
 use nzip::{models, Error, Result};
 
 use super::{input, output::Output, progress, report};
 use crate::cli::args::CompressArgs;
+
+/// Decodes a fresh archive in memory and compares it with the input, byte for byte.
+fn verify(file: &Path, data: &[u8], archive: &[u8], opts: &CompressOptions) -> Result<()> {
+    // A model given as a file is not in the cache under its name: decode with that file.
+    let model_path = Path::new(&opts.model);
+    let dopts = DecompressOptions {
+        model_path: model_path.is_file().then(|| model_path.to_path_buf()),
+        threads: opts.threads,
+        fetch: opts.fetch,
+        ..DecompressOptions::default()
+    };
+    let mut back = Vec::with_capacity(data.len());
+    let failed = |why: String| Error::VerifyFailed {
+        path: file.to_path_buf(),
+        why,
+    };
+    pipeline::decompress(archive, &dopts, &mut back, &|_| {}).map_err(|e| failed(e.to_string()))?;
+    if back != data {
+        return Err(failed("decoded bytes differ".into()));
+    }
+    Ok(())
+}
 
 pub fn run(args: &CompressArgs) -> Result<()> {
     let io = &args.io;
@@ -63,6 +85,9 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
     let started = std::time::Instant::now();
     let archive = pipeline::compress(&data, opts, &|done| bar.set_position(done))?;
     bar.finish_and_clear();
+    if args.verify {
+        verify(file, &data, &archive, opts)?;
+    }
     out.writer()
         .write_all(&archive)
         .map_err(|e| Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), e))?;

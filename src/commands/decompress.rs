@@ -6,21 +6,26 @@ use nzip::pipeline::{self, DecompressOptions};
 use nzip::{models, Error, Result};
 
 use super::{input, output::Output, progress, report};
-use crate::cli::args::DecompressArgs;
+use crate::cli::args::{DecodeArgs, DecompressArgs};
 
 pub fn run(args: &DecompressArgs) -> Result<()> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
-    let opts = DecompressOptions {
-        model_path: args.model.clone(),
-        force_numerics: args.force_numerics,
-        threads: io.threads.map_or(pipeline::default_threads(), usize::from),
-        fetch: models::FetchPolicy::from_env(),
-    };
+    let opts = decode_options(&args.decode, io.threads);
     for file in &files {
         decompress_one(file, args, &opts)?;
     }
     Ok(())
+}
+
+/// Decoding options from the shared flags.
+pub fn decode_options(args: &DecodeArgs, threads: Option<u16>) -> DecompressOptions {
+    DecompressOptions {
+        model_path: args.model.clone(),
+        force_numerics: args.force_numerics,
+        threads: threads.map_or(pipeline::default_threads(), usize::from),
+        fetch: models::FetchPolicy::from_env(),
+    }
 }
 
 fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) -> Result<()> {

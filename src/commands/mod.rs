@@ -8,6 +8,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod progress;
+pub mod test;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
