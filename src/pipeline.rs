@@ -436,65 +436,102 @@ pub fn decompress(
     out: &mut (dyn Write + Send),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
+    decompress_range(archive, None, opts, out, progress)
+}
+
+/// Like [`decompress`], but writes only the original bytes in `range` (all of them for
+/// `None`), decoding only the chunks that cover it, and for LLM chunks the lockstep groups
+/// they belong to (their schedule needs every chunk of the group). Every chunk that is written
+/// from has its CRC32 checked. A range past the end is a usage error.
+pub fn decompress_range(
+    archive: &[u8],
+    range: Option<Range<u64>>,
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
     let archive = Archive::parse(archive)?;
     let entries = &archive.index.chunks;
-    let loaded = match &archive.header.model {
-        Some(m) => {
-            let here = llama::numerics_fingerprint();
-            if m.numerics != here && !opts.force_numerics {
-                return Err(Error::NumericsMismatch {
-                    archive: m.numerics.clone(),
-                    here,
-                });
-            }
-            let file =
-                models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
-            let lm = LanguageModel::load(&file.path)?;
-            if lm.n_vocab() != m.n_vocab as usize {
-                return Err(Error::Corrupt(format!(
-                    "archive says the model has {} tokens, the model has {}",
-                    m.n_vocab,
-                    lm.n_vocab()
-                )));
-            }
-            Some((lm, m.schedule))
-        }
-        None => None,
-    };
+    let size = archive.header.original_size;
+    let range = range.unwrap_or(0..size);
+    if range.start > range.end || range.end > size {
+        return Err(Error::Usage(format!(
+            "range {}..{} is not within the original's {size} bytes",
+            range.start, range.end
+        )));
+    }
+    let mut starts = Vec::with_capacity(entries.len());
+    let mut at = 0u64;
+    for e in entries {
+        starts.push(at);
+        at += e.len;
+    }
+    let needed: Vec<bool> = entries
+        .iter()
+        .zip(&starts)
+        .map(|(e, &s)| s < range.end && s + e.len > range.start)
+        .collect();
     let pool = thread_pool(opts.threads)?;
     pool.install(|| {
-        let mut done = 0u64;
-        let mut write_group = |first: usize, decoded: Vec<Vec<u8>>| -> Result<()> {
+        let mut written = 0u64;
+        let mut write_group = |first: usize, decoded: Vec<Option<Vec<u8>>>| -> Result<()> {
             for (i, bytes) in decoded.into_iter().enumerate() {
-                let entry = &entries[first + i];
+                let index = first + i;
+                let Some(bytes) = bytes.filter(|_| needed[index]) else {
+                    continue;
+                };
+                let entry = &entries[index];
                 let computed = crc32fast::hash(&bytes);
+                let start = starts[index];
                 if computed != entry.crc32 {
                     return Err(Error::CrcMismatch {
                         what: format!(
-                            "chunk {} (original bytes {}..{})",
-                            first + i,
-                            done,
-                            done + entry.len
+                            "chunk {index} (original bytes {start}..{})",
+                            start + entry.len
                         ),
                         stored: entry.crc32,
                         computed,
                     });
                 }
-                out.write_all(&bytes)?;
-                done += entry.len;
-                progress(done);
+                let from = range.start.saturating_sub(start) as usize;
+                let to = (range.end - start).min(entry.len) as usize;
+                out.write_all(&bytes[from..to])?;
+                written += (to - from) as u64;
+                progress(written);
             }
             Ok(())
         };
         let byte_model = archive.header.byte_model;
-        match &loaded {
-            Some((lm, schedule)) => {
-                let vocab = Vocabulary::new(lm);
-                let mut runner = lm.group_runner(schedule, opts.threads)?;
-                let seqs = schedule.seqs as usize;
+        match &archive.header.model {
+            Some(m) => {
+                let seqs = m.schedule.seqs as usize;
+                let wanted = |g: usize, group: &[ChunkEntry]| {
+                    needed[g * seqs..g * seqs + group.len()].iter().any(|&n| n)
+                };
+                // A range whose groups hold no tokens decodes without the model.
+                let lm = entries
+                    .chunks(seqs)
+                    .enumerate()
+                    .any(|(g, group)| wanted(g, group) && group.iter().any(|e| e.tokens > 0))
+                    .then(|| load_model(m, opts))
+                    .transpose()?;
+                let vocab = lm.as_ref().map(Vocabulary::new);
+                let mut runner = lm
+                    .as_ref()
+                    .map(|lm| lm.group_runner(&m.schedule, opts.threads))
+                    .transpose()?;
                 for (g, group) in entries.chunks(seqs).enumerate() {
-                    let decoded = decode_group(&archive, g * seqs, group, &vocab, &mut runner)?;
-                    write_group(g * seqs, decoded)?;
+                    if !wanted(g, group) {
+                        continue;
+                    }
+                    let first = g * seqs;
+                    let decoded = match &vocab {
+                        Some(v) => {
+                            decode_group(&archive, first, group, &needed, v, runner.as_mut())?
+                        }
+                        None => decode_group(&archive, first, group, &needed, &NoTokenizer, None)?,
+                    };
+                    write_group(first, decoded)?;
                 }
             }
             None => {
@@ -503,15 +540,41 @@ pub fn decompress(
                 for (b, group) in entries.chunks(batch).enumerate() {
                     let decoded = (0..group.len())
                         .into_par_iter()
-                        .map(|i| decode_without_llm(&archive, b * batch + i, byte_model))
+                        .map(|i| {
+                            let index = b * batch + i;
+                            needed[index]
+                                .then(|| decode_without_llm(&archive, index, byte_model))
+                                .transpose()
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     write_group(b * batch, decoded)?;
                 }
             }
         }
         out.flush()?;
-        Ok(done)
+        Ok(written)
     })
+}
+
+/// The archive's model, checked against its numerics fingerprint and vocabulary size.
+fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<LanguageModel> {
+    let here = llama::numerics_fingerprint();
+    if m.numerics != here && !opts.force_numerics {
+        return Err(Error::NumericsMismatch {
+            archive: m.numerics.clone(),
+            here,
+        });
+    }
+    let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
+    let lm = LanguageModel::load(&file.path)?;
+    if lm.n_vocab() != m.n_vocab as usize {
+        return Err(Error::Corrupt(format!(
+            "archive says the model has {} tokens, the model has {}",
+            m.n_vocab,
+            lm.n_vocab()
+        )));
+    }
+    Ok(lm)
 }
 
 /// Decodes a chunk that holds no LLM tokens: stored, zstd, or byte model only.
@@ -570,15 +633,16 @@ fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
 }
 
 /// Decodes one group: runs the LLM schedule the encoder ran over the chunks with tokens (their
-/// decoders, byte models included, live for the whole run); the other chunks are decoded on
-/// their own, in parallel.
+/// decoders, byte models included, live for the whole run; the schedule needs all of them);
+/// the other chunks are decoded on their own, in parallel, where `needed`.
 fn decode_group<T: Tokenizer>(
     archive: &Archive<'_>,
     first: usize,
     group: &[ChunkEntry],
+    needed: &[bool],
     tokenizer: &T,
-    runner: &mut llama::GroupRunner<'_>,
-) -> Result<Vec<Vec<u8>>> {
+    runner: Option<&mut llama::GroupRunner<'_>>,
+) -> Result<Vec<Option<Vec<u8>>>> {
     let byte_model = archive.header.byte_model;
     let mut decoders: Vec<Option<ChunkDecoder<'_, T>>> = Vec::with_capacity(group.len());
     for (i, entry) in group.iter().enumerate() {
@@ -590,14 +654,18 @@ fn decode_group<T: Tokenizer>(
     }
     let n_tokens: Vec<u64> = group.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
+        let runner = runner.ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?;
         runner.run(&mut decoders, &n_tokens, |_, _| ControlFlow::Continue(()))?;
     }
     decoders
         .into_par_iter()
         .enumerate()
         .map(|(i, d)| match d {
-            Some(d) => d.finish(),
-            None => decode_without_llm(archive, first + i, byte_model),
+            Some(d) => d.finish().map(Some),
+            None if needed[first + i] => {
+                decode_without_llm(archive, first + i, byte_model).map(Some)
+            }
+            None => Ok(None),
         })
         .collect()
 }

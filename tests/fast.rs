@@ -4,7 +4,7 @@
 
 use nzip::container::header::{ByteModelKind, VERSION};
 use nzip::container::{Archive, ChunkEntry, ChunkKind, Header, Index};
-use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
 use nzip::Error;
 use proptest::prelude::*;
 
@@ -94,6 +94,85 @@ fn many_small_chunks_in_parallel_decode_in_order() {
     let data = corpus("enwik6")[..200_000].to_vec();
     let archive = round_trip(&data, &fast(3000));
     assert!(Archive::parse(&archive).unwrap().index.chunks.len() > 60);
+}
+
+#[test]
+fn ranges_decode_exactly_their_bytes() {
+    let data = corpus("geo.protodata");
+    let archive = compress(&data, &fast(10_000), &|_| {}).unwrap();
+    let n = data.len() as u64;
+    let ranges = [
+        0..0,
+        0..n,
+        0..1,
+        n - 1..n,
+        9_999..10_001,
+        10_000..20_000,
+        12_345..67_890,
+    ];
+    for range in ranges {
+        let mut out = Vec::new();
+        let dopts = DecompressOptions::default();
+        decompress_range(&archive, Some(range.clone()), &dopts, &mut out, &|_| {}).unwrap();
+        assert!(
+            out == data[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+    }
+    for bad in [0..n + 1, n + 5..n + 6] {
+        let err = decompress_range(
+            &archive,
+            Some(bad),
+            &DecompressOptions::default(),
+            &mut Vec::new(),
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+    }
+}
+
+#[test]
+fn cli_range() {
+    let data = corpus("kppkn.gtb");
+    let (dir, input) = file_with("t.gtb", &data);
+    nzip()
+        .args(["compress", "--fast", "--chunk-size", "50000"])
+        .arg(&input)
+        .assert()
+        .success();
+    let archive = dir.path().join("t.gtb.nz");
+    let part = nzip()
+        .args(["decompress", "-c", "--range", "60000..120000"])
+        .arg(&archive)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(part == data[60_000..120_000]);
+    let tail = nzip()
+        .args(["decompress", "-c", "--range", "180000.."])
+        .arg(&archive)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(tail == data[180_000..]);
+    for (args, code) in [
+        (vec!["--range", "1..2"], 2),            // neither -c nor -o
+        (vec!["-c", "--range", "5..3"], 2),      // backwards
+        (vec!["-c", "--range", "x..3"], 2),      // not a number
+        (vec!["-c", "--range", "0..999999"], 2), // past the end
+    ] {
+        nzip()
+            .arg("decompress")
+            .args(&args)
+            .arg(&archive)
+            .assert()
+            .code(code);
+    }
 }
 
 #[test]

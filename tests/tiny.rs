@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use nzip::container::Archive;
 use nzip::models::{self, FetchPolicy};
-use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
 
 use crate::util::{corpus, random_bytes};
 
@@ -82,6 +82,23 @@ fn large_text_in_many_groups_with_many_slides() {
         "many window slides per chunk"
     );
     assert_eq!(a.header.model.unwrap().name, "nzip-tiny");
+
+    // Ranges decode only the groups they need, and give exactly those bytes.
+    let dopts = DecompressOptions {
+        model_path: Some(tiny_model()),
+        ..DecompressOptions::default()
+    };
+    let n = data.len() as u64;
+    for range in [0..0, 0..1, 5..20_000, 30_000..30_001, 50_000..n, 0..n] {
+        let mut out = Vec::new();
+        let written =
+            decompress_range(&archive, Some(range.clone()), &dopts, &mut out, &|_| {}).unwrap();
+        assert_eq!(written, range.end - range.start);
+        assert!(
+            out == data[range.start as usize..range.end as usize],
+            "range {range:?}"
+        );
+    }
 }
 
 #[test]

@@ -107,6 +107,30 @@ pub struct DecompressArgs {
     pub io: IoArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    /// Only the original bytes START..END (half-open; either end may be left out), decoding
+    /// only the chunks that cover them; needs -c or -o.
+    #[arg(long = "range", value_name = "START..END", value_parser = parse_range)]
+    pub range: Option<ByteRange>,
+}
+
+/// A `--range` as given: the end may be open (the end of the original).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+fn parse_range(s: &str) -> Result<ByteRange, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("{s:?} is not START..END"))?;
+    let number = |t: &str| t.parse::<u64>().map_err(|e| format!("{t:?}: {e}"));
+    let start = if a.is_empty() { 0 } else { number(a)? };
+    let end = if b.is_empty() { None } else { Some(number(b)?) };
+    if end.is_some_and(|e| e < start) {
+        return Err(format!("{s:?}: END is before START"));
+    }
+    Ok(ByteRange { start, end })
 }
 
 /// How archives are decoded (decompress and test).

@@ -11,6 +11,16 @@ use crate::cli::args::{DecodeArgs, DecompressArgs};
 pub fn run(args: &DecompressArgs) -> Result<()> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
+    if args.range.is_some() && !io.stdout && io.output.is_none() {
+        return Err(Error::Usage(
+            "--range writes part of a file: name the output with -o PATH, or use -c".into(),
+        ));
+    }
+    if args.range.is_some() && io.rm {
+        return Err(Error::Usage(
+            "--range keeps the archive; --rm is refused".into(),
+        ));
+    }
     let opts = decode_options(&args.decode, io.threads);
     for file in &files {
         decompress_one(file, args, &opts)?;
@@ -57,12 +67,18 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         None => Output::stdout(),
     };
     let started = std::time::Instant::now();
-    let total = nzip::container::Header::parse(&data)
+    let size = nzip::container::Header::parse(&data)
         .map(|(h, _)| h.original_size)
         .unwrap_or(0);
+    let range = args.range.map(|r| r.start..r.end.unwrap_or(size));
+    let total = range
+        .as_ref()
+        .map_or(size, |r| r.end.saturating_sub(r.start));
     let bar = progress::bar(total, "decompress", io.quiet);
-    let written = pipeline::decompress(&data, opts, out.writer(), &|done| bar.set_position(done))
-        .map_err(|e| match e {
+    let written = pipeline::decompress_range(&data, range, opts, out.writer(), &|done| {
+        bar.set_position(done)
+    })
+    .map_err(|e| match e {
         Error::IoOther(source) => {
             Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), source)
         }
