@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use crate::util::{corpus, file_with, nzip};
+use crate::util::{corpus, file_with, nzip, nzip_stdout};
 
 #[test]
 fn compress_then_decompress_in_other_processes_with_other_threads() {
@@ -131,14 +131,7 @@ fn info_prints_every_field() {
         .stdout(predicate::str::contains("smollm2-135m-instruct-q4_1"))
         .stdout(predicate::str::contains("numerics"))
         .stdout(predicate::str::contains("window 1024"));
-    let json = nzip()
-        .args(["info", "--json"])
-        .arg(&archive)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let json = nzip_stdout(&["info", "--json"], &archive);
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v["original_bytes"], 56);
     assert_eq!(

@@ -8,7 +8,7 @@ use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, De
 use nzip::Error;
 use proptest::prelude::*;
 
-use crate::util::{corpus, corpus_files, decode, file_with, nzip, random_bytes};
+use crate::util::{corpus, corpus_files, decode, file_with, nzip, nzip_stdout, random_bytes};
 
 fn fast(chunk_size: usize) -> CompressOptions {
     CompressOptions {
@@ -142,23 +142,9 @@ fn cli_range() {
         .assert()
         .success();
     let archive = dir.path().join("t.gtb.nz");
-    let part = nzip()
-        .args(["decompress", "-c", "--range", "60000..120000"])
-        .arg(&archive)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let part = nzip_stdout(&["decompress", "-c", "--range", "60000..120000"], &archive);
     assert!(part == data[60_000..120_000]);
-    let tail = nzip()
-        .args(["decompress", "-c", "--range", "180000.."])
-        .arg(&archive)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let tail = nzip_stdout(&["decompress", "-c", "--range", "180000.."], &archive);
     assert!(tail == data[180_000..]);
     for (args, code) in [
         (vec!["--range", "1..2"], 2),            // neither -c nor -o

@@ -48,6 +48,18 @@ pub fn nzip() -> Command {
     c
 }
 
+/// Runs `nzip ARGS FILE`, asserts success, and returns its standard output.
+pub fn nzip_stdout(args: &[&str], file: &Path) -> Vec<u8> {
+    nzip()
+        .args(args)
+        .arg(file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
 /// A temp dir holding `name` with `data`; returns both.
 pub fn file_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
