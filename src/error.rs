@@ -79,6 +79,17 @@ pub enum Error {
     #[error("{} already exists; use -f to overwrite", .0.display())]
     OutputExists(PathBuf),
 
+    #[error(
+        "archive damaged: {} byte range(s) could not be recovered and were written as zeros \
+         ({written} bytes written in all): {}",
+        ranges.len(),
+        ranges.iter().map(|(r, why)| format!("{}..{} ({why})", r.start, r.end)).collect::<Vec<_>>().join("; ")
+    )]
+    Damaged {
+        written: u64,
+        ranges: Vec<(std::ops::Range<u64>, String)>,
+    },
+
     #[error("{failed} of {total} archives failed the test")]
     TestFailed { failed: usize, total: usize },
 

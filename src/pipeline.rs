@@ -84,6 +84,9 @@ pub struct DecompressOptions {
     pub model_path: Option<std::path::PathBuf>,
     /// Decode even when the numerics fingerprint differs (the CRCs still guard the result).
     pub force_numerics: bool,
+    /// Go on past damaged chunks: write zeros in their place and report them at the end as
+    /// [`Error::Damaged`], after every good chunk has been written.
+    pub keep_going: bool,
     pub threads: usize,
     pub fetch: FetchPolicy,
 }
@@ -93,6 +96,7 @@ impl Default for DecompressOptions {
         Self {
             model_path: None,
             force_numerics: false,
+            keep_going: false,
             threads: default_threads(),
             fetch: FetchPolicy::Auto,
         }
@@ -474,28 +478,40 @@ pub fn decompress_range(
     let pool = thread_pool(opts.threads)?;
     pool.install(|| {
         let mut written = 0u64;
-        let mut write_group = |first: usize, decoded: Vec<Option<Vec<u8>>>| -> Result<()> {
+        let mut damaged: Vec<(Range<u64>, String)> = Vec::new();
+        let mut write_group = |first: usize, decoded: Vec<Option<Result<Vec<u8>>>>| -> Result<()> {
             for (i, bytes) in decoded.into_iter().enumerate() {
                 let index = first + i;
                 let Some(bytes) = bytes.filter(|_| needed[index]) else {
                     continue;
                 };
                 let entry = &entries[index];
-                let computed = crc32fast::hash(&bytes);
                 let start = starts[index];
-                if computed != entry.crc32 {
-                    return Err(Error::CrcMismatch {
-                        what: format!(
-                            "chunk {index} (original bytes {start}..{})",
-                            start + entry.len
-                        ),
-                        stored: entry.crc32,
-                        computed,
-                    });
-                }
                 let from = range.start.saturating_sub(start) as usize;
                 let to = (range.end - start).min(entry.len) as usize;
-                out.write_all(&bytes[from..to])?;
+                let checked = bytes.and_then(|bytes| {
+                    let computed = crc32fast::hash(&bytes);
+                    if computed == entry.crc32 {
+                        Ok(bytes)
+                    } else {
+                        Err(Error::CrcMismatch {
+                            what: format!(
+                                "chunk {index} (original bytes {start}..{})",
+                                start + entry.len
+                            ),
+                            stored: entry.crc32,
+                            computed,
+                        })
+                    }
+                });
+                match checked {
+                    Ok(bytes) => out.write_all(&bytes[from..to])?,
+                    Err(e) if opts.keep_going => {
+                        out.write_all(&vec![0; to - from])?;
+                        damaged.push((start + from as u64..start + to as u64, e.to_string()));
+                    }
+                    Err(e) => return Err(e),
+                }
                 written += (to - from) as u64;
                 progress(written);
             }
@@ -525,11 +541,26 @@ pub fn decompress_range(
                         continue;
                     }
                     let first = g * seqs;
+                    let keep_going = opts.keep_going;
                     let decoded = match &vocab {
-                        Some(v) => {
-                            decode_group(&archive, first, group, &needed, v, runner.as_mut())?
-                        }
-                        None => decode_group(&archive, first, group, &needed, &NoTokenizer, None)?,
+                        Some(v) => decode_group(
+                            &archive,
+                            first,
+                            group,
+                            &needed,
+                            keep_going,
+                            v,
+                            runner.as_mut(),
+                        )?,
+                        None => decode_group(
+                            &archive,
+                            first,
+                            group,
+                            &needed,
+                            keep_going,
+                            &NoTokenizer,
+                            None,
+                        )?,
                     };
                     write_group(first, decoded)?;
                 }
@@ -542,16 +573,20 @@ pub fn decompress_range(
                         .into_par_iter()
                         .map(|i| {
                             let index = b * batch + i;
-                            needed[index]
-                                .then(|| decode_without_llm(&archive, index, byte_model))
-                                .transpose()
+                            needed[index].then(|| decode_without_llm(&archive, index, byte_model))
                         })
-                        .collect::<Result<Vec<_>>>()?;
+                        .collect::<Vec<_>>();
                     write_group(b * batch, decoded)?;
                 }
             }
         }
         out.flush()?;
+        if !damaged.is_empty() {
+            return Err(Error::Damaged {
+                written,
+                ranges: damaged,
+            });
+        }
         Ok(written)
     })
 }
@@ -632,42 +667,84 @@ fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A chunk in a lockstep group being decoded. A chunk whose stream turns out damaged keeps
+/// its place in the schedule with a stand-in token, so the group's other chunks still see the
+/// batches the encoder made (each sequence's logits depend on its own tokens only).
+enum GroupMember<'a, T: Tokenizer> {
+    Decoding(Box<ChunkDecoder<'a, T>>),
+    Failed(Error),
+    /// No tokens: decoded on its own, outside the run.
+    Outside,
+}
+
+impl<T: Tokenizer> ChunkDriver for GroupMember<'_, T> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            GroupMember::Decoding(d) => match d.next_token(logits) {
+                Ok(token) => Ok(token),
+                Err(e) => {
+                    *self = GroupMember::Failed(e);
+                    Ok(0)
+                }
+            },
+            GroupMember::Failed(_) => Ok(0),
+            GroupMember::Outside => Err(Error::Internal(
+                "LLM step for a chunk without tokens".into(),
+            )),
+        }
+    }
+}
+
 /// Decodes one group: runs the LLM schedule the encoder ran over the chunks with tokens (their
 /// decoders, byte models included, live for the whole run; the schedule needs all of them);
-/// the other chunks are decoded on their own, in parallel, where `needed`.
+/// the other chunks are decoded on their own, in parallel, where `needed`. A damaged chunk
+/// stops the group unless `keep_going`; either way it is reported in its own slot.
 fn decode_group<T: Tokenizer>(
     archive: &Archive<'_>,
     first: usize,
     group: &[ChunkEntry],
     needed: &[bool],
+    keep_going: bool,
     tokenizer: &T,
     runner: Option<&mut llama::GroupRunner<'_>>,
-) -> Result<Vec<Option<Vec<u8>>>> {
+) -> Result<Vec<Option<Result<Vec<u8>>>>> {
     let byte_model = archive.header.byte_model;
-    let mut decoders: Vec<Option<ChunkDecoder<'_, T>>> = Vec::with_capacity(group.len());
-    for (i, entry) in group.iter().enumerate() {
-        decoders.push(if entry.tokens > 0 {
-            Some(chunk_decoder(archive, first + i, tokenizer, byte_model)?)
-        } else {
-            None
-        });
-    }
+    let mut members: Vec<GroupMember<'_, T>> = group
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            if entry.tokens == 0 {
+                return GroupMember::Outside;
+            }
+            match chunk_decoder(archive, first + i, tokenizer, byte_model) {
+                Ok(d) => GroupMember::Decoding(Box::new(d)),
+                Err(e) => GroupMember::Failed(e),
+            }
+        })
+        .collect();
     let n_tokens: Vec<u64> = group.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
         let runner = runner.ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?;
-        runner.run(&mut decoders, &n_tokens, |_, _| ControlFlow::Continue(()))?;
+        runner.run(&mut members, &n_tokens, |_, members| {
+            let failed = members.iter().any(|m| matches!(m, GroupMember::Failed(_)));
+            if failed && !keep_going {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
     }
-    decoders
+    Ok(members
         .into_par_iter()
         .enumerate()
-        .map(|(i, d)| match d {
-            Some(d) => d.finish().map(Some),
-            None if needed[first + i] => {
-                decode_without_llm(archive, first + i, byte_model).map(Some)
+        .map(|(i, member)| match member {
+            GroupMember::Decoding(d) => Some(d.finish()),
+            GroupMember::Failed(e) => Some(Err(e)),
+            GroupMember::Outside => {
+                needed[first + i].then(|| decode_without_llm(archive, first + i, byte_model))
             }
-            None => Ok(None),
         })
-        .collect()
+        .collect())
 }
 
 fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {

@@ -111,6 +111,10 @@ pub struct DecompressArgs {
     /// only the chunks that cover them; needs -c or -o.
     #[arg(long = "range", value_name = "START..END", value_parser = parse_range)]
     pub range: Option<ByteRange>,
+    /// Recover what can be recovered from a damaged archive: damaged chunks are written as
+    /// zeros and named at the end (exit status 1); the output is kept.
+    #[arg(long = "keep-going")]
+    pub keep_going: bool,
 }
 
 /// A `--range` as given: the end may be open (the end of the original).

@@ -21,7 +21,10 @@ pub fn run(args: &DecompressArgs) -> Result<()> {
             "--range keeps the archive; --rm is refused".into(),
         ));
     }
-    let opts = decode_options(&args.decode, io.threads);
+    let opts = DecompressOptions {
+        keep_going: args.keep_going,
+        ..decode_options(&args.decode, io.threads)
+    };
     for file in &files {
         decompress_one(file, args, &opts)?;
     }
@@ -33,6 +36,7 @@ pub fn decode_options(args: &DecodeArgs, threads: Option<u16>) -> DecompressOpti
     DecompressOptions {
         model_path: args.model.clone(),
         force_numerics: args.force_numerics,
+        keep_going: false,
         threads: threads.map_or(pipeline::default_threads(), usize::from),
         fetch: models::FetchPolicy::from_env(),
     }
@@ -75,16 +79,26 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         .as_ref()
         .map_or(size, |r| r.end.saturating_sub(r.start));
     let bar = progress::bar(total, "decompress", io.quiet);
-    let written = pipeline::decompress_range(&data, range, opts, out.writer(), &|done| {
+    let outcome = pipeline::decompress_range(&data, range, opts, out.writer(), &|done| {
         bar.set_position(done)
-    })
-    .map_err(|e| match e {
-        Error::IoOther(source) => {
-            Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), source)
-        }
-        e => e,
-    })?;
+    });
     bar.finish_and_clear();
+    let written = match outcome {
+        Ok(written) => written,
+        // --keep-going: keep what was recovered (the error names the zeroed ranges), never
+        // remove the archive.
+        Err(e @ Error::Damaged { .. }) => {
+            out.commit(file)?;
+            return Err(e);
+        }
+        Err(Error::IoOther(source)) => {
+            return Err(Error::io(
+                dest.as_deref().unwrap_or(Path::new("<stdout>")),
+                source,
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     out.commit(file)?;
     report(io, file, written, data.len() as u64, started.elapsed());
     if io.rm && !input::is_stdin(file) && dest.is_some() {
