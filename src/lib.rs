@@ -9,6 +9,8 @@ pub mod codec;
 pub mod coder;
 pub mod container;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod models;
 pub mod pipeline;
 pub mod predict;

@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use crate::util::{corpus, file_with, nzip, nzip_stdout};
+use crate::util::{corpus, file_with, nzip, nzip_piped, nzip_stdout};
 
 #[test]
 fn compress_then_decompress_in_other_processes_with_other_threads() {
@@ -47,24 +47,9 @@ fn gzip_style_shorthands_and_rm() {
 #[test]
 fn stdin_to_stdout_and_back() {
     let data = b"piped through standard input and output, both ways.\n".to_vec();
-    let archive = nzip()
-        .args(["compress", "-c", "-"])
-        .write_stdin(data.clone())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let archive = nzip_piped(&["compress", "-c", "-"], data.clone());
     assert!(archive.starts_with(b"\x89NZIP"));
-    let back = nzip()
-        .args(["decompress", "-c"])
-        .write_stdin(archive)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(back, data);
+    assert_eq!(nzip_piped(&["decompress", "-c"], archive), data);
 }
 
 #[test]

@@ -84,8 +84,8 @@ fn flipped_bit_in_header_and_payload() {
 #[test]
 fn unknown_version() {
     let mut a = text_archive();
-    edit_header(&mut a, |h| h[8] = 3);
-    cli_refuses(&a, "unsupported archive format version 3", &[]);
+    edit_header(&mut a, |h| h[8] = 4);
+    cli_refuses(&a, "unsupported archive format version 4", &[]);
 }
 
 #[test]

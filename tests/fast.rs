@@ -9,16 +9,12 @@ use nzip::Error;
 use predicates::prelude::*;
 use proptest::prelude::*;
 
-use crate::util::{corpus, corpus_files, decode, file_with, nzip, nzip_stdout, random_bytes};
+use crate::util::{
+    corpus, corpus_files, decode, fast_options, file_with, nzip, nzip_stdout, random_bytes,
+};
 
 fn fast(chunk_size: usize) -> CompressOptions {
-    CompressOptions {
-        fast: true,
-        chunk_size,
-        // A model name that does not exist: fast mode must never look for one.
-        model: "no-such-model".into(),
-        ..CompressOptions::default()
-    }
+    fast_options(chunk_size)
 }
 
 fn round_trip(data: &[u8], opts: &CompressOptions) -> Vec<u8> {
@@ -58,13 +54,19 @@ fn pipeline_fast_chunk() -> usize {
     nzip::pipeline::DEFAULT_FAST_CHUNK_SIZE
 }
 
+/// Incompressible data is stored: growth is the header, the index and footer, and per chunk
+/// its index entry (37 bytes) and frame header (about 16): a tenth of a percent at the default
+/// chunk size, 0.15% with 64 KiB chunks.
 #[test]
 fn incompressible_data_grows_at_most_a_tenth_of_a_percent() {
     for data in [corpus("fireworks.jpeg"), random_bytes(300_000, 99)] {
-        for opts in [fast(pipeline_fast_chunk()), fast(64 * 1024)] {
+        for (opts, bound) in [
+            (fast(pipeline_fast_chunk()), 1.001),
+            (fast(64 * 1024), 1.0015),
+        ] {
             let archive = round_trip(&data, &opts);
             assert!(
-                archive.len() as f64 <= data.len() as f64 * 1.001,
+                archive.len() as f64 <= data.len() as f64 * bound,
                 "{} bytes became {}",
                 data.len(),
                 archive.len()
@@ -260,22 +262,24 @@ fn cli_fast_mode_needs_no_model_directory() {
 fn zstd_archive(frame: &[u8], len: u64, crc32: u32) -> Vec<u8> {
     let header = Header {
         version: VERSION,
-        original_size: len,
+        original_size: Some(len),
         chunk_target: len,
         byte_model: ByteModelKind::ContextMixing { max_table_bits: 18 },
         model: None,
     };
+    let entry = ChunkEntry {
+        kind: ChunkKind::Zstd,
+        len,
+        tokens: 0,
+        raw_bytes: 0,
+        payload_len: frame.len() as u64,
+        crc32,
+    };
     let mut out = header.to_bytes();
+    out.extend(nzip::container::frame::header(&entry));
     out.extend(frame);
     let index = Index {
-        chunks: vec![ChunkEntry {
-            kind: ChunkKind::Zstd,
-            len,
-            tokens: 0,
-            raw_bytes: 0,
-            payload_len: frame.len() as u64,
-            crc32,
-        }],
+        chunks: vec![entry],
     };
     let at = out.len() as u64;
     out.extend(index.to_bytes(at));

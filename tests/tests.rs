@@ -2,9 +2,11 @@
 //! CLI's behaviour, and every documented error. The model is fetched into the cache on first
 //! use (`.ci/run` does it up front).
 
+mod archival;
 mod cli;
 mod errors;
 mod fast;
+mod fuzz;
 mod golden;
 mod roundtrip;
 mod tiny;

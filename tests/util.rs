@@ -60,6 +60,29 @@ pub fn nzip_stdout(args: &[&str], file: &Path) -> Vec<u8> {
         .clone()
 }
 
+/// Runs `nzip ARGS` with `input` on standard input, asserts success, returns standard output.
+pub fn nzip_piped(args: &[&str], input: Vec<u8>) -> Vec<u8> {
+    nzip()
+        .args(args)
+        .write_stdin(input)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
+/// Fast-mode options with `chunk_size`, naming a model that does not exist: fast mode must
+/// never look for one.
+pub fn fast_options(chunk_size: usize) -> nzip::pipeline::CompressOptions {
+    nzip::pipeline::CompressOptions {
+        fast: true,
+        chunk_size,
+        model: "no-such-model".into(),
+        ..nzip::pipeline::CompressOptions::default()
+    }
+}
+
 /// A temp dir holding `name` with `data`; returns both.
 pub fn file_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");

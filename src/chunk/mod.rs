@@ -63,33 +63,38 @@ impl Schedule {
 /// the last eighth of the chunk, then a space, and never splits a UTF-8 character that starts
 /// within reach, so text chunks stay clean for the tokenizer.
 pub fn plan_chunks(data: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
-    let target = target.max(1);
     let mut chunks = Vec::new();
     let mut start = 0;
     while start < data.len() {
-        let hard_end = (start + target).min(data.len());
-        let end = if hard_end == data.len() {
-            hard_end
-        } else {
-            let lo = start + target - target / 8;
-            let window = &data[lo..hard_end];
-            if let Some(p) = window.iter().rposition(|&b| b == b'\n') {
-                lo + p + 1
-            } else if let Some(p) = window.iter().rposition(|&b| b == b' ') {
-                lo + p + 1
-            } else {
-                // Back off over UTF-8 continuation bytes (at most 3) to a character start.
-                let mut e = hard_end;
-                while e > start + 1 && hard_end - e < 3 && (data[e] & 0xC0) == 0x80 {
-                    e -= 1;
-                }
-                e
-            }
-        };
+        let end = start + next_cut(&data[start..], target);
         chunks.push(start..end);
         start = end;
     }
     chunks
+}
+
+/// Length of the chunk that starts `rest`, which holds everything up to the end of the input
+/// or at least `target + 1` bytes of it: the cut depends on nothing further, so a streaming
+/// reader cuts exactly where [`plan_chunks`] does.
+pub fn next_cut(rest: &[u8], target: usize) -> usize {
+    let target = target.max(1);
+    if rest.len() <= target {
+        return rest.len();
+    }
+    let lo = target - target / 8;
+    let window = &rest[lo..target];
+    if let Some(p) = window.iter().rposition(|&b| b == b'\n') {
+        lo + p + 1
+    } else if let Some(p) = window.iter().rposition(|&b| b == b' ') {
+        lo + p + 1
+    } else {
+        // Back off over UTF-8 continuation bytes (at most 3) to a character start.
+        let mut e = target;
+        while e > 1 && target - e < 3 && (rest[e] & 0xC0) == 0x80 {
+            e -= 1;
+        }
+        e
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ pub mod args;
 
 use std::ffi::OsString;
 
-/// Rewrites gzip habits into subcommands: `nzip -d X` → `nzip decompress X`, `nzip -t X` →
-/// `nzip test X`, and `nzip FILE…` → `nzip compress FILE…`.
+/// Rewrites gzip habits into subcommands: `nzip -d X` (or a cluster such as `-dc`) →
+/// `nzip decompress X`, `nzip -t X` → `nzip test X`, and `nzip FILE…` → `nzip compress FILE…`.
 pub fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
     const SUBCOMMANDS: &[&str] = &[
         "compress",
@@ -26,16 +26,70 @@ pub fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
     } else if !SUBCOMMANDS.contains(&first.as_str())
         && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
     {
-        if argv
-            .iter()
-            .skip(1)
-            .any(|a| a == "-d" || a == "--decompress")
-        {
-            argv.retain(|a| a != "-d" && a != "--decompress");
+        let mut decompress = false;
+        let mut emptied = Vec::new();
+        for (i, a) in argv.iter_mut().enumerate().skip(1) {
+            let Some(s) = a.to_str() else { continue };
+            if s == "--" {
+                break;
+            }
+            if s == "--decompress" {
+                *a = "-d".into();
+            }
+            let Some(cluster) = a.to_str().and_then(|s| s.strip_prefix('-')) else {
+                continue;
+            };
+            if !cluster.starts_with('-')
+                && cluster.contains('d')
+                && cluster.bytes().all(|b| b.is_ascii_alphabetic())
+            {
+                decompress = true;
+                let rest: String = cluster.chars().filter(|&c| c != 'd').collect();
+                if rest.is_empty() {
+                    emptied.push(i);
+                }
+                *a = format!("-{rest}").into();
+            }
+        }
+        if decompress {
+            for i in emptied.into_iter().rev() {
+                argv.remove(i);
+            }
             argv.insert(1, "decompress".into());
         } else {
             argv.insert(1, "compress".into());
         }
     }
     argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let argv = std::iter::once("nzip")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        normalize(argv)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn gzip_habits() {
+        assert_eq!(norm(&["-d", "a.nz"]), ["decompress", "a.nz"]);
+        assert_eq!(norm(&["-dc", "a.nz"]), ["decompress", "-c", "a.nz"]);
+        assert_eq!(norm(&["-c", "-d", "-"]), ["decompress", "-c", "-"]);
+        assert_eq!(norm(&["-kd", "a.nz"]), ["decompress", "-k", "a.nz"]);
+        assert_eq!(norm(&["a", "--decompress"]), ["decompress", "a"]);
+        assert_eq!(norm(&["-c", "a"]), ["compress", "-c", "a"]);
+        assert_eq!(norm(&["-t", "a.nz"]), ["test", "a.nz"]);
+        // A file named like a flag after `--` stays a file.
+        assert_eq!(norm(&["-k", "--", "-d"]), ["compress", "-k", "--", "-d"]);
+        assert_eq!(norm(&["info", "-d"]), ["info", "-d"]);
+    }
 }

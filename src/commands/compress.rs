@@ -1,15 +1,66 @@
 //! `nzip compress`: FILE → FILE.nz (or stdout / -o), one file after another.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use nzip::pipeline::{self, CompressOptions, DecompressOptions};
 use nzip::{models, Error, Result};
 
-use super::{input, output::Output, progress, report};
+use super::output::{Output, WriteErrors};
+use super::{input, progress, report};
 use crate::cli::args::CompressArgs;
 
-/// Decodes a fresh archive in memory and compares it with the input, byte for byte.
-fn verify(file: &Path, data: &[u8], archive: &[u8], opts: &CompressOptions) -> Result<()> {
+/// A reader that hashes what passes through it, so --verify can compare the decoded archive
+/// with an input it has not kept (a stream).
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<W> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn digest(self) -> ([u8; 32], u64) {
+        (self.hash.finalize().into(), self.bytes)
+    }
+}
+
+/// Decodes a fresh archive and compares what comes out with the input's SHA-256 and length.
+fn verify(
+    file: &Path,
+    archive: &mut (dyn Read + Send),
+    input: ([u8; 32], u64),
+    opts: &CompressOptions,
+) -> Result<()> {
     // A model given as a file is not in the cache under its name: decode with that file.
     let model_path = Path::new(&opts.model);
     let dopts = DecompressOptions {
@@ -18,13 +69,14 @@ fn verify(file: &Path, data: &[u8], archive: &[u8], opts: &CompressOptions) -> R
         fetch: opts.fetch,
         ..DecompressOptions::default()
     };
-    let mut back = Vec::with_capacity(data.len());
     let failed = |why: String| Error::VerifyFailed {
         path: file.to_path_buf(),
         why,
     };
-    pipeline::decompress(archive, &dopts, &mut back, &|_| {}).map_err(|e| failed(e.to_string()))?;
-    if back != data {
+    let mut back = Hashing::new(());
+    pipeline::decompress_stream(archive, &dopts, &mut back, &|_| {})
+        .map_err(|e| failed(e.to_string()))?;
+    if back.digest() != input {
         return Err(failed("decoded bytes differ".into()));
     }
     Ok(())
@@ -75,28 +127,65 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
         name.push(".nz");
         Some(PathBuf::from(name))
     };
-    // Read the input first (errors name it), then refuse an existing output before any work.
-    let data = input::read(file)?;
+    // Open the input first (errors name it), then refuse an existing output before any work.
+    let input = input::open(file)?;
     let mut out = match &dest {
         Some(d) => Output::file(d, io.force)?,
         None => Output::stdout(),
     };
-    let bar = progress::bar(data.len() as u64, "compress", io.quiet);
+    let out_name = dest
+        .as_deref()
+        .unwrap_or(Path::new("<stdout>"))
+        .to_path_buf();
+    let in_error = |e: Error| match e {
+        Error::IoOther(source) => Error::io(file, source),
+        e => e,
+    };
+    let bar = progress::bar(input.size, "compress", io.quiet);
     let started = std::time::Instant::now();
-    let archive = pipeline::compress(&data, opts, &|done| bar.set_position(done))?;
+    let mut reader = Hashing::new(input.reader);
+    // Written through a buffer: frame headers are a few bytes each.
+    let mut kept = Vec::new();
+    let stats = {
+        let sink: &mut (dyn Write + Send) = if args.verify && dest.is_none() {
+            // --verify to stdout: nothing may leave before the archive decoded.
+            &mut kept
+        } else {
+            out.writer()
+        };
+        let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
+        let mut writes = WriteErrors::new(&mut sink);
+        let stats =
+            pipeline::compress_stream(&mut reader, input.size, &mut writes, opts, &|done| {
+                bar.set_position(done)
+            });
+        match (stats, writes.error.take()) {
+            (_, Some(e)) => return Err(Error::io(&out_name, e)),
+            (stats, None) => stats.map_err(in_error)?,
+        }
+    };
     bar.finish_and_clear();
     if args.verify {
-        verify(file, &data, &archive, opts)?;
+        let digest = reader.digest();
+        match &out {
+            Output::File { tmp, .. } => {
+                let again = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
+                verify(file, &mut std::io::BufReader::new(again), digest, opts)?;
+            }
+            Output::Stdout(_) => verify(file, &mut kept.as_slice(), digest, opts)?,
+        }
     }
-    out.writer()
-        .write_all(&archive)
-        .map_err(|e| Error::io(dest.as_deref().unwrap_or(Path::new("<stdout>")), e))?;
+    if !kept.is_empty() {
+        out.writer()
+            .write_all(&kept)
+            .map_err(|e| Error::io(&out_name, e))?;
+    }
     out.commit(file)?;
     report(
         io,
         file,
-        data.len() as u64,
-        archive.len() as u64,
+        stats.original_bytes,
+        stats.archive_bytes,
         started.elapsed(),
     );
     if io.rm && !input::is_stdin(file) && dest.is_some() {

@@ -1,11 +1,13 @@
 //! `nzip decompress`: FILE.nz → FILE (or stdout / -o), checking every chunk's CRC32.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nzip::pipeline::{self, DecompressOptions};
 use nzip::{models, Error, Result};
 
-use super::{input, output::Output, progress, report};
+use super::output::{Output, WriteErrors};
+use super::{input, progress, report};
 use crate::cli::args::{DecodeArgs, DecompressArgs};
 
 pub fn run(args: &DecompressArgs) -> Result<()> {
@@ -64,25 +66,64 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
             }
         }
     };
-    // Read the input first (errors name it), then refuse an existing output before any work.
-    let data = input::read(file)?;
+    // Open the input first (errors name it), then refuse an existing output before any work.
+    // A range or --keep-going reads the whole archive for random access through its index;
+    // a plain decode streams it front to back.
+    let random_access = args.range.is_some() || opts.keep_going;
+    let source = if random_access {
+        Source::Whole(input::read(file)?)
+    } else {
+        Source::Stream(input::open(file)?)
+    };
     let mut out = match &dest {
         Some(d) => Output::file(d, io.force)?,
         None => Output::stdout(),
     };
+    let out_name = dest
+        .as_deref()
+        .unwrap_or(Path::new("<stdout>"))
+        .to_path_buf();
     let started = std::time::Instant::now();
-    let size = nzip::container::Header::parse(&data)
-        .map(|(h, _)| h.original_size)
-        .unwrap_or(0);
-    let range = args.range.map(|r| r.start..r.end.unwrap_or(size));
-    let total = range
-        .as_ref()
-        .map_or(size, |r| r.end.saturating_sub(r.start));
-    let bar = progress::bar(total, "decompress", io.quiet);
-    let outcome = pipeline::decompress_range(&data, range, opts, out.writer(), &|done| {
-        bar.set_position(done)
-    });
-    bar.finish_and_clear();
+    let mut sink = std::io::BufWriter::with_capacity(1 << 20, out.writer());
+    let mut writes = WriteErrors::new(&mut sink);
+    let (outcome, archive_bytes) = match source {
+        Source::Whole(data) => {
+            let size = nzip::container::Archive::parse(&data)
+                .map(|a| a.original_size())
+                .ok();
+            let range = args
+                .range
+                .map(|r| r.start..r.end.unwrap_or(size.unwrap_or(0)));
+            let total = match &range {
+                Some(r) => Some(r.end.saturating_sub(r.start)),
+                None => size,
+            };
+            let bar = progress::bar(total, "decompress", io.quiet);
+            let outcome = pipeline::decompress_range(&data, range, opts, &mut writes, &|done| {
+                bar.set_position(done)
+            });
+            bar.finish_and_clear();
+            (outcome, data.len() as u64)
+        }
+        Source::Stream(stream) => {
+            let bar = progress::bar(None, "decompress", io.quiet);
+            let mut reader = stream.reader;
+            let outcome = pipeline::decompress_stream(&mut reader, opts, &mut writes, &|done| {
+                bar.set_position(done)
+            });
+            bar.finish_and_clear();
+            (outcome, stream.size.unwrap_or(0))
+        }
+    };
+    // A write error is the output's; any other I/O error came from reading the archive.
+    let outcome = match (outcome, writes.error.take()) {
+        (_, Some(e)) => Err(Error::io(&out_name, e)),
+        (Err(Error::IoOther(e)), None) => Err(Error::io(file, e)),
+        (outcome, None) => outcome,
+    };
+    drop(writes);
+    sink.flush().map_err(|e| Error::io(&out_name, e))?;
+    drop(sink);
     let written = match outcome {
         Ok(written) => written,
         // --keep-going: keep what was recovered (the error names the zeroed ranges), never
@@ -91,18 +132,18 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
             out.commit(file)?;
             return Err(e);
         }
-        Err(Error::IoOther(source)) => {
-            return Err(Error::io(
-                dest.as_deref().unwrap_or(Path::new("<stdout>")),
-                source,
-            ))
-        }
         Err(e) => return Err(e),
     };
     out.commit(file)?;
-    report(io, file, written, data.len() as u64, started.elapsed());
+    report(io, file, written, archive_bytes, started.elapsed());
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
     }
     Ok(())
+}
+
+/// The archive as a whole (random access) or as a stream.
+enum Source {
+    Whole(input::Input),
+    Stream(input::Stream),
 }

@@ -13,6 +13,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         let data = input::read(file)?;
         let archive = Archive::parse(&data)?;
         let h = &archive.header;
+        let size = archive.original_size();
         let chunks: Vec<_> = archive
             .index
             .chunks
@@ -51,8 +52,9 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "file": file.display().to_string(),
             "format_version": h.version,
             "archive_bytes": data.len(),
-            "original_bytes": h.original_size,
-            "bits_per_byte": if h.original_size > 0 { 8.0 * data.len() as f64 / h.original_size as f64 } else { 0.0 },
+            "original_bytes": size,
+            "size_in_header": h.original_size.is_some(),
+            "bits_per_byte": if size > 0 { 8.0 * data.len() as f64 / size as f64 } else { 0.0 },
             "chunk_target": h.chunk_target,
             "byte_model": h.byte_model.to_string(),
             "model": model,
@@ -67,7 +69,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         }
         println!("{}", file.display());
         println!("  format version   {}", h.version);
-        println!("  original size    {} bytes", h.original_size);
+        match h.original_size {
+            Some(_) => println!("  original size    {size} bytes"),
+            None => println!("  original size    {size} bytes (streamed: from the index)"),
+        }
         println!(
             "  archive size     {} bytes ({:.3} bits per byte)",
             data.len(),

@@ -1,4 +1,5 @@
-//! Reads an input: a file mapped into memory, or all of standard input.
+//! Opens an input: a file mapped into memory or all of standard input (for random access),
+//! or a stream over either with its size where known (for reading front to back).
 
 use std::io::Read;
 use std::path::Path;
@@ -50,4 +51,28 @@ pub fn read(path: &Path) -> Result<Input> {
     // could fault, which is the accepted risk of every mmap-based tool (zstd, ripgrep).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     Ok(Input::Mapped(map))
+}
+
+/// An input read front to back, and its size where known (a regular file).
+pub struct Stream {
+    pub reader: Box<dyn Read + Send>,
+    pub size: Option<u64>,
+}
+
+pub fn open(path: &Path) -> Result<Stream> {
+    if is_stdin(path) {
+        return Ok(Stream {
+            reader: Box::new(std::io::stdin()),
+            size: None,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(path, std::io::Error::other("is a directory")));
+    }
+    Ok(Stream {
+        size: meta.is_file().then_some(meta.len()),
+        reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+    })
 }

@@ -1,9 +1,60 @@
 //! Where results go: standard output, or a temporary file beside the destination that is
 //! renamed into place only after everything succeeded, so a failed or interrupted run never
-//! leaves a half-written output behind.
+//! leaves a half-written output behind. Temporary files are removed on errors (dropped), on
+//! SIGINT, SIGTERM and SIGHUP (a handler), but not on SIGKILL, which no process can see:
+//! then a hidden `.nzip-*.tmp` stays beside the destination, and the destination is untouched.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+
+/// Temporary files being written; the signal handler removes them before exiting.
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn in_progress() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    IN_PROGRESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Installs, once, the handler that removes temporary outputs on a termination signal and
+/// exits with status 130 (128 + SIGINT, as shells report an interrupted command).
+fn remove_outputs_on_signals() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // If a handler cannot be installed, a signal leaves the temporary file (never the
+        // destination): not worth refusing to work over.
+        let _ = ctrlc::set_handler(|| {
+            let paths = in_progress();
+            for p in paths.iter() {
+                let _ = std::fs::remove_file(p);
+            }
+            eprintln!("nzip: interrupted; partial output removed");
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Keeps a temporary file's path registered while the file exists.
+pub struct Registered(PathBuf);
+
+impl Registered {
+    fn new(path: &Path) -> Self {
+        remove_outputs_on_signals();
+        in_progress().push(path.to_path_buf());
+        Self(path.to_path_buf())
+    }
+
+    fn unregister(list: &mut Vec<PathBuf>, path: &Path) {
+        list.retain(|p| p != path);
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        Self::unregister(&mut in_progress(), &self.0);
+    }
+}
 
 use nzip::{Error, Result};
 
@@ -13,6 +64,7 @@ pub enum Output {
         tmp: tempfile::NamedTempFile,
         dest: PathBuf,
         force: bool,
+        registered: Registered,
     },
 }
 
@@ -31,10 +83,12 @@ impl Output {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
+        let registered = Registered::new(tmp.path());
         Ok(Output::File {
             tmp,
             dest: dest.to_path_buf(),
             force,
+            registered,
         })
     }
 
@@ -54,7 +108,12 @@ impl Output {
     pub fn commit(self, like: &Path) -> Result<()> {
         match self {
             Output::Stdout(mut s) => s.flush().map_err(Error::from),
-            Output::File { tmp, dest, force } => {
+            Output::File {
+                tmp,
+                dest,
+                force,
+                registered,
+            } => {
                 let permissions = std::fs::metadata(like)
                     .ok()
                     .filter(|m| m.is_file())
@@ -68,11 +127,16 @@ impl Output {
                 tmp.as_file()
                     .sync_all()
                     .map_err(|e| Error::io(tmp.path(), e))?;
+                // Under the lock, so a signal handler sees the file either still temporary
+                // (and removes it) or already in place (and leaves it).
+                let mut list = in_progress();
                 let persisted = if force {
                     tmp.persist(&dest)
                 } else {
                     tmp.persist_noclobber(&dest)
                 };
+                Registered::unregister(&mut list, &registered.0);
+                drop(list);
                 persisted.map_err(|e| Error::io(&dest, e.error))?;
                 Ok(())
             }
@@ -89,4 +153,32 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 #[cfg(not(unix))]
 fn default_permissions() -> Option<std::fs::Permissions> {
     None
+}
+
+/// Remembers a write error, so it can be reported with the output's name rather than
+/// mistaken for an input error.
+pub struct WriteErrors<'w, W: Write> {
+    inner: &'w mut W,
+    pub error: Option<std::io::Error>,
+}
+
+impl<'w, W: Write> WriteErrors<'w, W> {
+    pub fn new(inner: &'w mut W) -> Self {
+        Self { inner, error: None }
+    }
+}
+
+impl<W: Write> Write for WriteErrors<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| {
+            self.error
+                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.error
+                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
 }

@@ -11,9 +11,15 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let opts = decode_options(&args.decode, args.threads);
     let mut failed = 0;
     for file in &args.files {
-        let outcome = input::read(file).and_then(|data| {
-            let bytes = pipeline::decompress(&data, &opts, &mut std::io::sink(), &|_| {})?;
-            Ok((bytes, data.len()))
+        let outcome = input::open(file).and_then(|stream| {
+            let mut reader = stream.reader;
+            let bytes =
+                pipeline::decompress_stream(&mut reader, &opts, &mut std::io::sink(), &|_| {})
+                    .map_err(|e| match e {
+                        Error::IoOther(e) => Error::io(file, e),
+                        e => e,
+                    })?;
+            Ok((bytes, stream.size.unwrap_or(0)))
         });
         match outcome {
             Ok((bytes, size)) => {

@@ -8,12 +8,26 @@ use crate::predict::cm;
 
 pub const MAGIC: [u8; 8] = *b"\x89NZIP\r\n\x1a";
 /// The version this nzip writes, and the oldest it still reads.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 pub const OLDEST_VERSION: u16 = 1;
+/// The first version whose payloads carry frame headers (and may leave the size open).
+pub const FRAMED_VERSION: u16 = 3;
+/// Headers are small (the model section is the bulk); a larger size field is damage.
+const MAX_HEADER_SIZE: usize = 1 << 16;
 
 /// Flag bit: the archive holds LLM-coded chunks, so a model section follows.
 pub const FLAG_LLM: u16 = 1 << 0;
-const KNOWN_FLAGS: u16 = FLAG_LLM;
+/// Flag bit (version 3): the input was streamed and its size was not known when the header
+/// was written; the size field is 0 and the index's chunk lengths give the size.
+pub const FLAG_SIZE_UNKNOWN: u16 = 1 << 1;
+
+fn known_flags(version: u16) -> u16 {
+    if version >= FRAMED_VERSION {
+        FLAG_LLM | FLAG_SIZE_UNKNOWN
+    } else {
+        FLAG_LLM
+    }
+}
 
 /// Byte-model identifiers as stored in the header.
 const BYTE_MODEL_ORDER2: u8 = 1;
@@ -68,7 +82,8 @@ pub struct ModelSection {
 pub struct Header {
     /// Format version: [`VERSION`] when writing; what the file says when read.
     pub version: u16,
-    pub original_size: u64,
+    /// `None` when the input was streamed (flag bit 1): the index gives the size.
+    pub original_size: Option<u64>,
     /// Target chunk size the planner used (informational; cuts are in the index).
     pub chunk_target: u64,
     pub byte_model: ByteModelKind,
@@ -76,14 +91,22 @@ pub struct Header {
 }
 
 impl Header {
+    /// Version 3 on: every payload follows its frame header.
+    pub fn framed(&self) -> bool {
+        self.version >= FRAMED_VERSION
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(256);
         b.extend(MAGIC);
         b.extend(self.version.to_le_bytes());
-        let flags = if self.model.is_some() { FLAG_LLM } else { 0 };
+        let mut flags = if self.model.is_some() { FLAG_LLM } else { 0 };
+        if self.original_size.is_none() {
+            flags |= FLAG_SIZE_UNKNOWN;
+        }
         b.extend(flags.to_le_bytes());
         b.extend(0u32.to_le_bytes()); // header size, patched below
-        b.extend(self.original_size.to_le_bytes());
+        b.extend(self.original_size.unwrap_or(0).to_le_bytes());
         b.extend(self.chunk_target.to_le_bytes());
         b.push(self.byte_model.id());
         if let ByteModelKind::ContextMixing { max_table_bits } = self.byte_model {
@@ -126,22 +149,21 @@ impl Header {
             });
         }
         let flags = r.u16()?;
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !known_flags(version) != 0 {
             return Err(Error::ReservedBits {
                 field: "header flags",
                 value: u64::from(flags),
             });
         }
         let size = r.u32()? as usize;
-        if size < 16 + 4 || size > data.len() {
-            return if size > data.len() {
-                Err(Error::Truncated(format!(
-                    "header of {size} bytes, file has {}",
-                    data.len()
-                )))
-            } else {
-                Err(Error::Corrupt(format!("header size {size} too small")))
-            };
+        if !(16 + 4..=MAX_HEADER_SIZE).contains(&size) {
+            return Err(Error::Corrupt(format!("header size {size} out of range")));
+        }
+        if size > data.len() {
+            return Err(Error::Truncated(format!(
+                "header of {size} bytes, file has {}",
+                data.len()
+            )));
         }
         let stored = u32::from_le_bytes(data[size - 4..size].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&data[..size - 4]);
@@ -154,11 +176,19 @@ impl Header {
         }
         let mut r = Reader::new(&data[..size - 4], "header");
         r.skip(16)?;
-        let original_size = r.u64()?;
+        let original_size = match (r.u64()?, flags & FLAG_SIZE_UNKNOWN != 0) {
+            (size, false) => Some(size),
+            (0, true) => None,
+            (_, true) => {
+                return Err(Error::Corrupt(
+                    "header gives a size and says the size is unknown".into(),
+                ))
+            }
+        };
         let chunk_target = r.u64()?;
         let byte_model = match (version, r.u8()?) {
             (1, BYTE_MODEL_ORDER2) => ByteModelKind::Order2,
-            (2, BYTE_MODEL_CM) => {
+            (2.., BYTE_MODEL_CM) => {
                 let max_table_bits = r.u8()?;
                 if !(cm::MIN_TABLE_BITS..=cm::MAX_TABLE_BITS).contains(&max_table_bits) {
                     return Err(Error::Corrupt(format!(
@@ -216,6 +246,38 @@ impl Header {
     }
 }
 
+/// Reads a header from the start of a stream; returns it with its bytes.
+pub fn read_from(r: &mut dyn std::io::Read) -> Result<(Header, Vec<u8>)> {
+    let mut b = vec![0u8; 16];
+    let got = read_full(r, &mut b)?;
+    if got < 16 {
+        b.truncate(got);
+        return Header::parse(&b).and(Err(Error::Truncated("header ends early".into())));
+    }
+    let size = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) as usize;
+    if (16 + 4..=MAX_HEADER_SIZE).contains(&size) {
+        b.resize(size, 0);
+        let got = read_full(r, &mut b[16..])?;
+        b.truncate(16 + got);
+    }
+    let (header, _) = Header::parse(&b)?;
+    Ok((header, b))
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(at)
+}
+
 fn put_str(b: &mut Vec<u8>, s: &str) {
     let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
     b.extend((bytes.len() as u16).to_le_bytes());
@@ -229,7 +291,7 @@ mod tests {
     pub fn sample() -> Header {
         Header {
             version: VERSION,
-            original_size: 12345,
+            original_size: Some(12345),
             chunk_target: 16384,
             byte_model: ByteModelKind::ContextMixing { max_table_bits: 18 },
             model: Some(ModelSection {
@@ -255,6 +317,10 @@ mod tests {
             sample(),
             Header {
                 model: None,
+                ..sample()
+            },
+            Header {
+                original_size: None,
                 ..sample()
             },
         ] {
@@ -289,6 +355,25 @@ mod tests {
         let mut f = b.clone();
         f[10] |= 0x80;
         assert!(matches!(Header::parse(&f), Err(Error::ReservedBits { .. })));
+        // The size-unknown flag is version 3's; in a version-2 header it is a reserved bit,
+        // and with a size given it contradicts itself.
+        let refix = |x: &mut Vec<u8>| {
+            let n = x.len();
+            let crc = crc32fast::hash(&x[..n - 4]);
+            x[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        };
+        let mut v2 = b.clone();
+        v2[8] = 2;
+        v2[10] |= FLAG_SIZE_UNKNOWN as u8;
+        refix(&mut v2);
+        assert!(matches!(
+            Header::parse(&v2),
+            Err(Error::ReservedBits { .. })
+        ));
+        let mut both = b.clone();
+        both[10] |= FLAG_SIZE_UNKNOWN as u8;
+        refix(&mut both);
+        assert!(matches!(Header::parse(&both), Err(Error::Corrupt(_))));
         for i in 16..b.len() {
             let mut x = b.clone();
             x[i] ^= 0x10;

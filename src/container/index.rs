@@ -2,6 +2,7 @@
 //! counts, CRC32 of the original bytes), its own CRC, and a fixed footer that locates it, so a
 //! reader can find every chunk from the end of the file. Layout in `formats/NZIP.md`.
 
+use super::frame;
 use super::reader::Reader;
 use crate::error::{Error, Result};
 
@@ -70,8 +71,15 @@ impl Index {
     }
 
     /// Finds the index from the end of `file` and checks it against the payload area
-    /// `[payload_start, index_offset)` and the original size. Returns the index and its offset.
-    pub fn locate(file: &[u8], payload_start: usize, original_size: u64) -> Result<(Index, usize)> {
+    /// `[payload_start, index_offset)` (which in version 3 holds each payload's frame header
+    /// too: `framed`) and, where the header knows it, the original size. Returns the index and
+    /// its offset.
+    pub fn locate(
+        file: &[u8],
+        payload_start: usize,
+        original_size: Option<u64>,
+        framed: bool,
+    ) -> Result<(Index, usize)> {
         if file.len() < payload_start + FOOTER_SIZE {
             return Err(Error::Truncated("no room for the index footer".into()));
         }
@@ -89,7 +97,16 @@ impl Index {
                 o >= payload_start && o.checked_add(16).is_some_and(|end| end <= index_end)
             })
             .ok_or_else(|| Error::Corrupt(format!("index offset {index_offset} out of range")))?;
-        let body = &file[index_offset..index_end];
+        let index = Index::parse(&file[index_offset..index_end])?;
+        index.check_totals(original_size, (index_offset - payload_start) as u64, framed)?;
+        Ok((index, index_offset))
+    }
+
+    /// Parses an index (magic, count, entries, CRC; no footer) and checks each entry.
+    pub fn parse(body: &[u8]) -> Result<Index> {
+        if body.len() < 16 {
+            return Err(Error::Truncated("index ends early".into()));
+        }
         let stored = u32::from_le_bytes(body[body.len() - 4..].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&body[..body.len() - 4]);
         if stored != computed {
@@ -104,23 +121,16 @@ impl Index {
             return Err(Error::Corrupt("index magic missing".into()));
         }
         let count = r.u64()?;
-        let expected = count
-            .checked_mul(ENTRY_SIZE as u64)
-            .and_then(|n| n.checked_add(12));
-        if expected != Some((body.len() - 4) as u64) {
+        if Some((body.len() - 4) as u64) != index_size(count).map(|n| n - 4) {
             return Err(Error::Corrupt(format!(
                 "index of {count} chunks has the wrong size"
             )));
         }
         let mut chunks = Vec::with_capacity(count as usize);
-        let (mut total_len, mut total_payload) = (0u64, 0u64);
         for i in 0..count {
-            let kind = match r.u8()? {
-                0 => ChunkKind::Stored,
-                1 => ChunkKind::Modelled,
-                2 => ChunkKind::Zstd,
-                k => return Err(Error::Corrupt(format!("chunk {i}: unknown kind {k}"))),
-            };
+            let kind = r.u8()?;
+            let kind = ChunkKind::from_id(kind)
+                .ok_or_else(|| Error::Corrupt(format!("chunk {i}: unknown kind {kind}")))?;
             let entry = ChunkEntry {
                 kind,
                 len: r.u64()?,
@@ -129,42 +139,87 @@ impl Index {
                 payload_len: r.u64()?,
                 crc32: r.u32()?,
             };
-            let bad = |why: &str| Err(Error::Corrupt(format!("chunk {i}: {why}")));
-            if entry.len == 0 {
-                return bad("empty chunk");
-            }
-            if entry.kind == ChunkKind::Stored
-                && (entry.payload_len != entry.len || entry.tokens != 0 || entry.raw_bytes != 0)
-            {
-                return bad("stored chunk with inconsistent lengths");
-            }
-            if entry.kind == ChunkKind::Zstd
-                && (entry.payload_len == 0 || entry.tokens != 0 || entry.raw_bytes != 0)
-            {
-                return bad("zstd chunk with inconsistent lengths");
-            }
-            if entry.tokens > entry.len || entry.raw_bytes > entry.len {
-                return bad("more symbols than bytes");
-            }
-            total_len = total_len
-                .checked_add(entry.len)
-                .ok_or(Error::Corrupt("size overflow".into()))?;
-            total_payload = total_payload
-                .checked_add(entry.payload_len)
-                .ok_or(Error::Corrupt("size overflow".into()))?;
+            entry.check(i)?;
             chunks.push(entry);
         }
-        if total_len != original_size {
+        Ok(Index { chunks })
+    }
+
+    /// The chunks' lengths against the header's original size (when it records one), and
+    /// their payloads (with frame headers when `framed`) against the space they occupy.
+    pub fn check_totals(
+        &self,
+        original_size: Option<u64>,
+        payload_space: u64,
+        framed: bool,
+    ) -> Result<()> {
+        let overflow = || Error::Corrupt("size overflow".into());
+        let (mut total_len, mut total_payload) = (0u64, 0u64);
+        for c in &self.chunks {
+            total_len = total_len.checked_add(c.len).ok_or_else(overflow)?;
+            let framing = if framed { frame::header_len(c) } else { 0 };
+            total_payload = total_payload
+                .checked_add(c.payload_len)
+                .and_then(|t| t.checked_add(framing as u64))
+                .ok_or_else(overflow)?;
+        }
+        if let Some(size) = original_size.filter(|&s| s != total_len) {
             return Err(Error::Corrupt(format!(
-                "chunks hold {total_len} bytes, header says {original_size}"
+                "chunks hold {total_len} bytes, header says {size}"
             )));
         }
-        if total_payload != (index_offset - payload_start) as u64 {
+        if total_payload != payload_space {
             return Err(Error::Corrupt(
                 "chunk payloads do not fill the space before the index".into(),
             ));
         }
-        Ok((Index { chunks }, index_offset))
+        Ok(())
+    }
+
+    pub fn original_size(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len).sum()
+    }
+}
+
+/// Bytes of an index of `count` chunks, from its magic to its CRC (no footer).
+pub fn index_size(count: u64) -> Option<u64> {
+    count
+        .checked_mul(ENTRY_SIZE as u64)
+        .and_then(|n| n.checked_add(4 + 8 + 4))
+}
+
+impl ChunkKind {
+    pub fn from_id(id: u8) -> Option<Self> {
+        match id {
+            0 => Some(ChunkKind::Stored),
+            1 => Some(ChunkKind::Modelled),
+            2 => Some(ChunkKind::Zstd),
+            _ => None,
+        }
+    }
+}
+
+impl ChunkEntry {
+    /// The rules every entry obeys, wherever it was read (index or frame header).
+    pub fn check(&self, i: u64) -> Result<()> {
+        let bad = |why: &str| Err(Error::Corrupt(format!("chunk {i}: {why}")));
+        if self.len == 0 {
+            return bad("empty chunk");
+        }
+        if self.kind == ChunkKind::Stored
+            && (self.payload_len != self.len || self.tokens != 0 || self.raw_bytes != 0)
+        {
+            return bad("stored chunk with inconsistent lengths");
+        }
+        if self.kind == ChunkKind::Zstd
+            && (self.payload_len == 0 || self.tokens != 0 || self.raw_bytes != 0)
+        {
+            return bad("zstd chunk with inconsistent lengths");
+        }
+        if self.tokens > self.len || self.raw_bytes > self.len {
+            return bad("more symbols than bytes");
+        }
+        Ok(())
     }
 }
 
@@ -201,19 +256,19 @@ mod tests {
         let mut file = vec![0u8; payload_start + 80];
         let idx = sample();
         file.extend(idx.to_bytes((payload_start + 80) as u64));
-        let (got, off) = Index::locate(&file, payload_start, 150).unwrap();
+        let (got, off) = Index::locate(&file, payload_start, Some(150), false).unwrap();
         assert_eq!(got, idx);
         assert_eq!(off, payload_start + 80);
-        assert!(Index::locate(&file, payload_start, 151).is_err());
+        assert!(Index::locate(&file, payload_start, Some(151), false).is_err());
         assert!(matches!(
-            Index::locate(&file[..file.len() - 1], payload_start, 150),
+            Index::locate(&file[..file.len() - 1], payload_start, Some(150), false),
             Err(Error::Truncated(_))
         ));
         for i in payload_start + 80..file.len() {
             let mut x = file.clone();
             x[i] ^= 1;
             assert!(
-                Index::locate(&x, payload_start, 150).is_err(),
+                Index::locate(&x, payload_start, Some(150), false).is_err(),
                 "flip at {i} undetected"
             );
         }

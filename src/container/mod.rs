@@ -1,53 +1,88 @@
-//! The `.nz` container: header, chunk payloads back to back, trailing index and footer.
-//! `formats/NZIP.md` is the specification; this module is its only reader and writer.
+//! The `.nz` container: header, chunk payloads back to back (each after its frame header from
+//! version 3 on), trailing index and footer. `formats/NZIP.md` is the specification; this
+//! module is its only reader and writer.
 
+pub mod frame;
 pub mod header;
 pub mod index;
 mod reader;
+pub mod stream;
 
 pub use header::{Header, ModelSection};
 pub use index::{ChunkEntry, ChunkKind, Index};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A parsed archive over its bytes: header, index, and where each chunk's payload lies.
 pub struct Archive<'a> {
     pub header: Header,
     pub index: Index,
     data: &'a [u8],
-    payload_offsets: Vec<usize>,
+    /// Where each chunk's frame header (version 3) or payload (older) starts.
+    chunk_offsets: Vec<usize>,
 }
 
 impl<'a> Archive<'a> {
-    /// Parses and checks the header and the index (CRCs, sizes, consistency).
+    /// Parses and checks the header and the index (CRCs, sizes, consistency). Frame headers
+    /// are checked chunk by chunk in [`Archive::payload`], so damage to one stays with it.
     pub fn parse(data: &'a [u8]) -> Result<Self> {
         let (header, header_size) = Header::parse(data)?;
-        let (index, _) = Index::locate(data, header_size, header.original_size)?;
+        let (index, _) = Index::locate(data, header_size, header.original_size, header.framed())?;
         if header.model.is_none() && index.chunks.iter().any(|c| c.tokens > 0) {
-            return Err(crate::error::Error::Corrupt(
+            return Err(Error::Corrupt(
                 "chunks with LLM tokens but no model section".into(),
             ));
         }
-        let mut payload_offsets = Vec::with_capacity(index.chunks.len());
+        let mut chunk_offsets = Vec::with_capacity(index.chunks.len());
         let mut at = header_size;
         for c in &index.chunks {
-            payload_offsets.push(at);
+            chunk_offsets.push(at);
             at += c.payload_len as usize;
+            if header.framed() {
+                at += frame::header_len(c);
+            }
         }
         Ok(Self {
             header,
             index,
             data,
-            payload_offsets,
+            chunk_offsets,
         })
     }
 
-    pub fn payload(&self, chunk: usize) -> &'a [u8] {
-        let start = self.payload_offsets[chunk];
-        &self.data[start..start + self.index.chunks[chunk].payload_len as usize]
+    /// The original size: the header's, or the index's sum for a streamed archive.
+    pub fn original_size(&self) -> u64 {
+        self.header
+            .original_size
+            .unwrap_or_else(|| self.index.original_size())
     }
 
+    /// Chunk `chunk`'s payload; in version 3 its frame header must agree with the index.
+    pub fn payload(&self, chunk: usize) -> Result<&'a [u8]> {
+        let entry = &self.index.chunks[chunk];
+        let mut start = self.chunk_offsets[chunk];
+        if self.header.framed() {
+            let end = start + frame::header_len(entry);
+            match frame::parse_header(&self.data[start..end], chunk as u64)? {
+                Some((framed, _)) if framed == *entry => {}
+                _ => {
+                    return Err(Error::Corrupt(format!(
+                        "chunk {chunk}: frame header differs from the index"
+                    )))
+                }
+            }
+            start = end;
+        }
+        Ok(&self.data[start..start + entry.payload_len as usize])
+    }
+
+    /// File offset of chunk `chunk`'s payload.
     pub fn payload_offset(&self, chunk: usize) -> usize {
-        self.payload_offsets[chunk]
+        let frame = if self.header.framed() {
+            frame::header_len(&self.index.chunks[chunk])
+        } else {
+            0
+        };
+        self.chunk_offsets[chunk] + frame
     }
 }

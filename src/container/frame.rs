@@ -1,0 +1,120 @@
+//! Chunk frame headers (format version 3): each payload is preceded by its own index entry,
+//! varint-coded and CRC-protected, so a reader that cannot seek to the trailing index (a pipe)
+//! can still decode chunk after chunk, as xz's block headers allow. Layout in `formats/NZIP.md`.
+
+use super::index::{ChunkEntry, ChunkKind};
+use crate::codec::{read_varint, write_varint};
+use crate::error::{Error, Result};
+
+/// Longest frame header: kind, four 10-byte varints, the chunk CRC and the header CRC.
+pub const MAX_HEADER_LEN: usize = 1 + 4 * 10 + 4 + 4;
+
+/// The frame header written before a chunk's payload.
+pub fn header(entry: &ChunkEntry) -> Vec<u8> {
+    let mut b = Vec::with_capacity(MAX_HEADER_LEN);
+    b.push(entry.kind as u8);
+    for v in [entry.len, entry.tokens, entry.raw_bytes, entry.payload_len] {
+        write_varint(v, &mut b);
+    }
+    b.extend(entry.crc32.to_le_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend(crc.to_le_bytes());
+    b
+}
+
+pub fn header_len(entry: &ChunkEntry) -> usize {
+    let varint_len = |v: u64| (64 - v.leading_zeros() as usize).div_ceil(7).max(1);
+    1 + [entry.len, entry.tokens, entry.raw_bytes, entry.payload_len]
+        .into_iter()
+        .map(varint_len)
+        .sum::<usize>()
+        + 8
+}
+
+/// Parses the frame header of chunk `i` at the start of `data`; returns the entry and the
+/// header's length. `Ok(None)` means `data` ends inside it (a stream reader then needs more).
+pub fn parse_header(data: &[u8], i: u64) -> Result<Option<(ChunkEntry, usize)>> {
+    let Some(&kind) = data.first() else {
+        return Ok(None);
+    };
+    let kind = ChunkKind::from_id(kind).ok_or_else(|| {
+        Error::Corrupt(format!("chunk {i}: frame header has unknown kind {kind}"))
+    })?;
+    let mut at = 1;
+    let mut fields = [0u64; 4];
+    for f in &mut fields {
+        match read_varint(data, &mut at) {
+            Some(v) => *f = v,
+            // Ran off the end: the caller may have more bytes.
+            None if at >= data.len() => return Ok(None),
+            None => {
+                return Err(Error::Corrupt(format!(
+                    "chunk {i}: frame header has a malformed length"
+                )))
+            }
+        }
+    }
+    if data.len() < at + 8 {
+        return Ok(None);
+    }
+    let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+    let (crc32, stored) = (word(at), word(at + 4));
+    let computed = crc32fast::hash(&data[..at + 4]);
+    if stored != computed {
+        return Err(Error::CrcMismatch {
+            what: format!("chunk {i} frame header"),
+            stored,
+            computed,
+        });
+    }
+    let [len, tokens, raw_bytes, payload_len] = fields;
+    let entry = ChunkEntry {
+        kind,
+        len,
+        tokens,
+        raw_bytes,
+        payload_len,
+        crc32,
+    };
+    entry.check(i)?;
+    Ok(Some((entry, at + 8)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_lengths_and_damage() {
+        for (len, tokens, payload_len) in [(1, 0, 1), (300, 20, 17), (1 << 40, 1 << 33, 12345)] {
+            let e = ChunkEntry {
+                kind: if tokens > 0 {
+                    ChunkKind::Modelled
+                } else {
+                    ChunkKind::Stored
+                },
+                len,
+                tokens,
+                raw_bytes: tokens / 2,
+                payload_len: if tokens > 0 { payload_len } else { len },
+                crc32: 0xDEAD_BEEF,
+            };
+            let h = header(&e);
+            assert_eq!(h.len(), header_len(&e));
+            let mut with_payload = h.clone();
+            with_payload.extend([9; 20]);
+            assert_eq!(parse_header(&with_payload, 3).unwrap(), Some((e, h.len())));
+            for cut in 0..h.len() {
+                assert!(matches!(parse_header(&h[..cut], 3), Ok(None)), "cut {cut}");
+            }
+            for bit in 0..h.len() * 8 {
+                let mut x = h.clone();
+                x[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    !matches!(parse_header(&x, 3), Ok(Some(_))),
+                    "flip of bit {bit} undetected"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Compression: reads the input a group of chunks at a time, segments and tokenizes each
+//! chunk, runs the group through the LLM in lockstep, keeps for each chunk the smallest of
+//! that, the byte model alone, zstd and storing, and writes each chunk's frame as soon as its
+//! group is done; the index and footer follow the last chunk. Memory is bounded by the group,
+//! not the input.
+
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{thread_pool, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
+use crate::chunk::{next_cut, Schedule};
+use crate::codec;
+use crate::codec::encode::{ChunkEncoder, CHECKPOINT};
+use crate::container::header::{read_full, ByteModelKind, VERSION};
+use crate::container::{frame, ChunkEntry, ChunkKind, Header, Index, ModelSection};
+use crate::error::{Error, Result};
+use crate::models;
+use crate::predict::llama::{self, ChunkDriver, LanguageModel};
+use crate::token::{segment_chunk, Segment, Vocabulary};
+
+/// What a compression produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompressStats {
+    pub original_bytes: u64,
+    pub archive_bytes: u64,
+}
+
+/// Compresses `data` into a complete archive in memory.
+pub fn compress(
+    data: &[u8],
+    opts: &CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>> {
+    let mut archive = Vec::new();
+    compress_stream(
+        &mut { data },
+        Some(data.len() as u64),
+        &mut archive,
+        opts,
+        progress,
+    )?;
+    Ok(archive)
+}
+
+/// Compresses everything `input` yields into `out`. `size` is the input's length where known
+/// (a file): the header records it and a different length read is an error; `None` (a pipe)
+/// leaves the size to the index. `progress` receives original bytes done so far.
+pub fn compress_stream(
+    input: &mut (dyn Read + Send),
+    size: Option<u64>,
+    out: &mut (dyn Write + Send),
+    opts: &CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<CompressStats> {
+    let byte_model = ByteModelKind::ContextMixing {
+        max_table_bits: DEFAULT_MAX_TABLE_BITS,
+    };
+    let header = Header {
+        version: VERSION,
+        original_size: size,
+        chunk_target: opts.chunk_size as u64,
+        byte_model,
+        model: None,
+    };
+    let mut chunks = ChunkReader::new(input, opts.chunk_size);
+    let mut writer = ArchiveWriter::new(out, header);
+    let pool = thread_pool(opts.threads)?;
+    let mut done = 0u64;
+    if opts.fast {
+        // Chunks are independent: a few per thread at a time keeps every core busy.
+        let batch = 2 * opts.threads.max(1);
+        loop {
+            let group = chunks.next_chunks(batch)?;
+            if group.is_empty() {
+                break;
+            }
+            let counter = AtomicU64::new(done);
+            let coded: Vec<(ChunkEntry, Vec<u8>)> = pool.install(|| {
+                group
+                    .par_iter()
+                    .map(|bytes| {
+                        let coded = code_without_llm(bytes, byte_model, ZSTD_LEVEL_FAST)?;
+                        let n = bytes.len() as u64;
+                        progress(counter.fetch_add(n, Ordering::Relaxed) + n);
+                        Ok((coded.entry, coded.payload))
+                    })
+                    .collect::<Result<_>>()
+            })?;
+            done += group.iter().map(|c| c.len() as u64).sum::<u64>();
+            writer.write_chunks(coded, chunks.at_end()?, false)?;
+        }
+        return finish(writer, size, done);
+    }
+    let model_file = models::resolve(&opts.model, opts.fetch)?;
+    let lm = LanguageModel::load(&model_file.path)?;
+    let schedule = Schedule {
+        window: opts.window,
+        slide: opts.slide,
+        sinks: opts.sinks,
+        seqs: opts.seqs,
+        start_token: model_file.start_token,
+    };
+    schedule
+        .validate(Some(lm.n_vocab()))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    writer.model = Some(ModelSection {
+        name: model_file.name.clone(),
+        size: model_file.size,
+        sha256: model_file.sha256,
+        numerics: lm.numerics_fingerprint(),
+        n_vocab: lm.n_vocab() as u32,
+        schedule,
+    });
+    pool.install(|| {
+        let vocab = Vocabulary::new(&lm);
+        // The llama.cpp context is made when the first chunk with tokens needs it.
+        let mut runner = None;
+        loop {
+            let group = chunks.next_chunks(schedule.seqs as usize)?;
+            if group.is_empty() {
+                break;
+            }
+            let segments: Vec<Vec<Segment>> = group
+                .par_iter()
+                .map(|bytes| segment_chunk(&vocab, bytes))
+                .collect();
+            if runner.is_none() && segments.iter().any(|s| token_count(s) > 0) {
+                runner = Some(lm.group_runner(&schedule, opts.threads)?);
+            }
+            let group_bytes: u64 = group.iter().map(|c| c.len() as u64).sum();
+            let slices: Vec<&[u8]> = group.iter().map(|c| c.as_slice()).collect();
+            let coded = encode_group(
+                &slices,
+                &segments,
+                byte_model,
+                opts.always_llm,
+                runner.as_mut(),
+                &|frac| progress(done + (group_bytes as f64 * frac) as u64),
+            )?;
+            done += group_bytes;
+            progress(done);
+            writer.write_chunks(coded, chunks.at_end()?, true)?;
+        }
+        finish(writer, size, done)
+    })
+}
+
+fn finish(writer: ArchiveWriter<'_>, size: Option<u64>, read: u64) -> Result<CompressStats> {
+    if let Some(size) = size.filter(|&s| s != read) {
+        return Err(Error::IoOther(std::io::Error::other(format!(
+            "the input changed while being read: {size} bytes expected, {read} read"
+        ))));
+    }
+    let archive_bytes = writer.finish()?;
+    Ok(CompressStats {
+        original_bytes: read,
+        archive_bytes,
+    })
+}
+
+/// Reads the input and cuts it into chunks exactly where [`crate::chunk::plan_chunks`] would
+/// on the whole input, holding only the chunks asked for and one chunk's lookahead.
+struct ChunkReader<'r> {
+    input: &'r mut (dyn Read + Send),
+    target: usize,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<'r> ChunkReader<'r> {
+    fn new(input: &'r mut (dyn Read + Send), target: usize) -> Self {
+        Self {
+            input,
+            target: target.max(1),
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Up to `n` next chunks; fewer only at the end of the input.
+    fn next_chunks(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
+        let mut chunks = Vec::with_capacity(n);
+        while chunks.len() < n {
+            self.fill(self.target + 1)?;
+            if self.buf.is_empty() {
+                break;
+            }
+            let len = next_cut(&self.buf, self.target);
+            let rest = self.buf.split_off(len);
+            chunks.push(std::mem::replace(&mut self.buf, rest));
+        }
+        Ok(chunks)
+    }
+
+    /// Whether everything has been handed out.
+    fn at_end(&mut self) -> Result<bool> {
+        self.fill(1)?;
+        Ok(self.buf.is_empty())
+    }
+
+    /// Reads until the buffer holds `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        while !self.eof && self.buf.len() < want {
+            let have = self.buf.len();
+            let room = (want - have).max(64 << 10);
+            self.buf.resize(have + room, 0);
+            let got = read_full(self.input, &mut self.buf[have..])?;
+            self.buf.truncate(have + got);
+            self.eof = got < room;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the archive as chunks come: the header before the first chunk, then each chunk's
+/// frame header and payload, then the index and footer.
+struct ArchiveWriter<'w> {
+    out: &'w mut (dyn Write + Send),
+    header: Header,
+    /// The model section, for an LLM run; whether it goes into the header is decided with the
+    /// first group (see [`ArchiveWriter::write_chunks`]).
+    model: Option<ModelSection>,
+    header_written: bool,
+    entries: Vec<ChunkEntry>,
+    written: u64,
+}
+
+impl<'w> ArchiveWriter<'w> {
+    fn new(out: &'w mut (dyn Write + Send), header: Header) -> Self {
+        Self {
+            out,
+            header,
+            model: None,
+            header_written: false,
+            entries: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Writes a group's chunks. The header goes out with the first group: when that group is
+    /// the whole input the model section is written only if a chunk kept its tokens (so such
+    /// an archive decodes without the model); otherwise an LLM run always writes it, since
+    /// later groups may need it.
+    fn write_chunks(
+        &mut self,
+        coded: Vec<(ChunkEntry, Vec<u8>)>,
+        last: bool,
+        llm: bool,
+    ) -> Result<()> {
+        if !self.header_written {
+            let tokens = coded.iter().any(|(e, _)| e.tokens > 0);
+            if llm && (tokens || !last) {
+                self.header.model = self.model.clone();
+            }
+            let header = self.header.to_bytes();
+            self.put(&header)?;
+            self.header_written = true;
+        }
+        for (entry, payload) in coded {
+            if entry.tokens > 0 && self.header.model.is_none() {
+                return Err(Error::Internal("LLM chunk without a model section".into()));
+            }
+            self.put(&frame::header(&entry))?;
+            self.put(&payload)?;
+            self.entries.push(entry);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the index and footer (and the header, for an empty input); returns the
+    /// archive's size.
+    fn finish(mut self) -> Result<u64> {
+        if !self.header_written {
+            self.write_chunks(Vec::new(), true, false)?;
+        }
+        let index = Index {
+            chunks: std::mem::take(&mut self.entries),
+        };
+        let tail = index.to_bytes(self.written);
+        self.put(&tail)?;
+        self.out.flush()?;
+        Ok(self.written)
+    }
+}
+
+fn token_count(segments: &[Segment]) -> u64 {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Text { tokens, .. } => tokens.len() as u64,
+            Segment::Raw { .. } => 0,
+        })
+        .sum()
+}
+
+/// A chunk's best coding without the LLM, and the byte model's cost curve over it.
+struct WithoutLlm {
+    entry: ChunkEntry,
+    payload: Vec<u8>,
+    /// Approximate bits the byte model spent on the first `(k + 1) * CHECKPOINT` bytes
+    /// (empty when the byte model was not run).
+    byte_model_cost: Vec<f64>,
+    /// zstd alone shrank the chunk [`TRIVIAL_RATIO`] times: no model is worth running on it.
+    trivial: bool,
+}
+
+/// A chunk that zstd shrinks this many times is kept as zstd without running the byte model
+/// or the LLM: they could save at most 8/256 = 0.03 bits per byte more, and would spend
+/// seconds per MB on it (runs of zeros, sparse files, dumps with long repeats).
+const TRIVIAL_RATIO: usize = 256;
+
+impl WithoutLlm {
+    /// The byte model's approximate cost of bytes `from..to`, at checkpoint resolution.
+    fn byte_model_cost(&self, from: usize, to: usize) -> Option<f64> {
+        let at = |bytes: usize| match bytes / CHECKPOINT {
+            0 => Some(0.0),
+            k => self.byte_model_cost.get(k - 1).copied(),
+        };
+        Some(at(to)? - at(from)?)
+    }
+}
+
+/// The smallest coding of a chunk without the LLM: the byte model over all of it, a zstd
+/// frame, or the bytes as they are (which bounds every chunk at its size plus its index entry).
+fn code_without_llm(
+    bytes: &[u8],
+    byte_model: ByteModelKind,
+    zstd_level: i32,
+) -> Result<WithoutLlm> {
+    let mut best = (
+        ChunkEntry {
+            kind: ChunkKind::Stored,
+            len: bytes.len() as u64,
+            tokens: 0,
+            raw_bytes: 0,
+            payload_len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        },
+        None,
+    );
+    let zstd = zstd::bulk::compress(bytes, zstd_level)
+        .map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+    let trivial = zstd.len() * TRIVIAL_RATIO <= bytes.len();
+    let mut candidates = vec![(ChunkKind::Zstd, zstd)];
+    let mut byte_model_cost = Vec::new();
+    if !trivial {
+        let segments = [Segment::Raw { len: bytes.len() }];
+        let mut modelled = Vec::new();
+        codec::write_segment_table(&segments, &mut modelled);
+        let (stream, cost) = ChunkEncoder::new(bytes, &segments, byte_model).finish()?;
+        modelled.extend(stream);
+        byte_model_cost = cost;
+        candidates.insert(0, (ChunkKind::Modelled, modelled));
+    }
+    for (kind, payload) in candidates {
+        if (payload.len() as u64) < best.0.payload_len {
+            best.0.kind = kind;
+            best.0.payload_len = payload.len() as u64;
+            best.0.raw_bytes = if kind == ChunkKind::Modelled {
+                bytes.len() as u64
+            } else {
+                0
+            };
+            best.1 = Some(payload);
+        }
+    }
+    Ok(WithoutLlm {
+        entry: best.0,
+        payload: best.1.unwrap_or_else(|| bytes.to_vec()),
+        byte_model_cost,
+        trivial,
+    })
+}
+
+/// How often (in lockstep steps) the encoder compares the LLM with the byte model alone, and
+/// by how much the byte model must be cheaper on the bytes since the last comparison for the
+/// chunk to leave the LLM. The LLM starts strong (the byte model starts cold) and the byte
+/// model gains as it learns the file, so a chunk the LLM loses on a stretch is one it tends to
+/// lose in the end; leaving then saves the rest of its run (measured, 2 cores: the whole of
+/// paper-100k.pdf left after 6,144 steps, 92 s instead of about 6 minutes; html, where the
+/// byte model overtakes after 30 KB, after 16,384 steps).
+const COMPARE_EVERY: u64 = 2048;
+const LEAVE_MARGIN: f64 = 0.95;
+
+/// Codes one group. A chunk whose LLM coding does not beat its best coding without the LLM
+/// takes that instead, and the group is run again without its tokens, so the decoder's
+/// schedule is what was coded. Chunks on which the byte model is clearly winning leave during
+/// the run, which stops it and starts it again without them.
+fn encode_group(
+    group: &[&[u8]],
+    segments: &[Vec<Segment>],
+    byte_model: ByteModelKind,
+    always_llm: bool,
+    mut runner: Option<&mut llama::GroupRunner<'_>>,
+    progress: &dyn Fn(f64),
+) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
+    let without_llm: Vec<WithoutLlm> = group
+        .par_iter()
+        .map(|bytes| code_without_llm(bytes, byte_model, ZSTD_LEVEL))
+        .collect::<Result<_>>()?;
+    let mut llm_off: Vec<bool> = without_llm.iter().map(|w| w.trivial).collect();
+    loop {
+        let n_tokens: Vec<u64> = (0..group.len())
+            .map(|i| {
+                if llm_off[i] {
+                    0
+                } else {
+                    token_count(&segments[i])
+                }
+            })
+            .collect();
+        let mut encoders: Vec<Option<ChunkEncoder>> = (0..group.len())
+            .map(|i| {
+                (n_tokens[i] > 0).then(|| ChunkEncoder::new(group[i], &segments[i], byte_model))
+            })
+            .collect();
+        if n_tokens.iter().any(|&n| n > 0) {
+            let runner = runner
+                .as_deref_mut()
+                .ok_or_else(|| Error::Internal("no LLM runner".into()))?;
+            let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
+            let mut last_compared = vec![(0usize, 0f64); group.len()];
+            let mut leaving = Vec::new();
+            let completed = runner.run(&mut encoders, &n_tokens, |step, encoders| {
+                progress(step as f64 / steps as f64);
+                if always_llm || step % COMPARE_EVERY != 0 {
+                    return ControlFlow::Continue(());
+                }
+                for (i, e) in encoders.iter().enumerate() {
+                    let Some(e) = e.as_ref().filter(|_| step < n_tokens[i]) else {
+                        continue;
+                    };
+                    let (done, llm_bits) = e.progress();
+                    let (from, llm_before) = last_compared[i];
+                    last_compared[i] = (done, llm_bits);
+                    let Some(byte_model_bits) = without_llm[i].byte_model_cost(from, done) else {
+                        continue;
+                    };
+                    if byte_model_bits < LEAVE_MARGIN * (llm_bits - llm_before) {
+                        leaving.push(i);
+                    }
+                }
+                if leaving.is_empty() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            })?;
+            if !completed {
+                for i in leaving {
+                    llm_off[i] = true;
+                }
+                continue;
+            }
+        }
+        let streams: Vec<Option<Vec<u8>>> = encoders
+            .into_par_iter()
+            .map(|e| e.map(|e| e.finish().map(|(stream, _)| stream)).transpose())
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(group.len());
+        let mut rerun = false;
+        for (i, stream) in streams.into_iter().enumerate() {
+            let fallback = &without_llm[i];
+            let Some(stream) = stream else {
+                out.push((fallback.entry.clone(), fallback.payload.clone()));
+                continue;
+            };
+            let mut payload = Vec::with_capacity(stream.len() + 16);
+            codec::write_segment_table(&segments[i], &mut payload);
+            payload.extend_from_slice(&stream);
+            if !always_llm && payload.len() as u64 >= fallback.entry.payload_len {
+                llm_off[i] = true;
+                rerun = true;
+                out.push((fallback.entry.clone(), fallback.payload.clone()));
+                continue;
+            }
+            let raw_bytes = segments[i]
+                .iter()
+                .filter(|s| matches!(s, Segment::Raw { .. }))
+                .map(|s| s.len() as u64)
+                .sum();
+            out.push((
+                ChunkEntry {
+                    kind: ChunkKind::Modelled,
+                    len: group[i].len() as u64,
+                    tokens: n_tokens[i],
+                    raw_bytes,
+                    payload_len: payload.len() as u64,
+                    crc32: fallback.entry.crc32,
+                },
+                payload,
+            ));
+        }
+        if !rerun {
+            return Ok(out);
+        }
+    }
+}
+
+impl<D: ChunkDriver> ChunkDriver for Option<D> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            Some(d) => d.next_token(logits),
+            None => Err(Error::Internal(
+                "LLM step for a chunk without tokens".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Decompression: decodes an archive a group of chunks at a time (the lockstep groups of LLM
+//! archives; batches of independent chunks otherwise), checks each chunk's CRC32 and writes
+//! it. From a whole archive in memory (random access through the index: ranges, damaged
+//! archives) or from a stream read front to back (pipes; memory bounded by one group).
+
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::ops::{ControlFlow, Range};
+
+use rayon::prelude::*;
+
+use super::{thread_pool, DecompressOptions};
+use crate::codec::{self, decode::ChunkDecoder};
+use crate::container::header::{read_from, ByteModelKind};
+use crate::container::stream::StreamReader;
+use crate::container::{Archive, ChunkEntry, ChunkKind, Header, ModelSection};
+use crate::error::{Error, Result};
+use crate::models;
+use crate::predict::llama::{self, ChunkDriver, LanguageModel};
+use crate::token::{NoTokenizer, Tokenizer, Vocabulary};
+
+/// Decompresses a whole archive in memory, writing the original bytes to `out` chunk by
+/// chunk after each chunk's CRC32 has been checked. `progress` receives bytes done so far.
+pub fn decompress(
+    archive: &[u8],
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    decompress_range(archive, None, opts, out, progress)
+}
+
+/// Like [`decompress`], but writes only the original bytes in `range` (all of them for
+/// `None`), decoding only the chunks that cover it, and for LLM chunks the lockstep groups
+/// they belong to (their schedule needs every chunk of the group). Every chunk that is written
+/// from has its CRC32 checked. A range past the end is a usage error.
+pub fn decompress_range(
+    archive: &[u8],
+    range: Option<Range<u64>>,
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let archive = Archive::parse(archive)?;
+    let size = archive.original_size();
+    let range = range.unwrap_or(0..size);
+    if range.start > range.end || range.end > size {
+        return Err(Error::Usage(format!(
+            "range {}..{} is not within the original's {size} bytes",
+            range.start, range.end
+        )));
+    }
+    let entries = &archive.index.chunks;
+    let per_group = group_size(&archive.header, opts);
+    let mut first = 0;
+    let mut start = 0u64;
+    let wanted = range.clone();
+    let groups = std::iter::from_fn(|| {
+        while first < entries.len() {
+            let group = &entries[first..entries.len().min(first + per_group)];
+            let len: u64 = group.iter().map(|e| e.len).sum();
+            let batch = Batch {
+                first,
+                start,
+                entries: group.to_vec(),
+                payloads: (first..first + group.len())
+                    .map(|i| archive.payload(i).map(Cow::Borrowed))
+                    .collect(),
+            };
+            first += group.len();
+            start += len;
+            if start > wanted.start && batch.start < wanted.end {
+                return Some(Ok(batch));
+            }
+        }
+        None
+    });
+    let mut sink = Sink::new(out, range, opts.keep_going, progress);
+    let decoder = GroupDecoder::new(&archive.header, opts)?;
+    decoder.run(groups, &mut sink)?;
+    sink.finish()
+}
+
+/// Decompresses an archive read front to back from `input`. A framed archive (version 3 on)
+/// is decoded group by group as it arrives; an older one is read whole first (its chunk
+/// lengths are only in the trailing index).
+pub fn decompress_stream(
+    input: &mut (dyn Read + Send),
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    let (header, header_bytes) = read_from(input)?;
+    if !header.framed() {
+        let mut archive = header_bytes;
+        input.read_to_end(&mut archive)?;
+        return decompress(&archive, opts, out, progress);
+    }
+    let mut reader = StreamReader::new(input, header, header_bytes.len())?;
+    let header = reader.header().clone();
+    let per_group = group_size(&header, opts);
+    let mut first = 0;
+    let mut start = 0u64;
+    let groups = std::iter::from_fn(|| {
+        let mut batch = Batch {
+            first,
+            start,
+            entries: Vec::with_capacity(per_group),
+            payloads: Vec::with_capacity(per_group),
+        };
+        while batch.entries.len() < per_group {
+            match reader.next_chunk() {
+                Ok(Some((entry, payload))) => {
+                    if entry.tokens > 0 && header.model.is_none() {
+                        return Some(Err(Error::Corrupt(
+                            "chunks with LLM tokens but no model section".into(),
+                        )));
+                    }
+                    start += entry.len;
+                    batch.entries.push(entry);
+                    batch.payloads.push(Ok(Cow::Owned(payload)));
+                }
+                Ok(None) => break,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        first += batch.entries.len();
+        (!batch.entries.is_empty()).then_some(Ok(batch))
+    });
+    let mut sink = Sink::new(out, 0..u64::MAX, opts.keep_going, progress);
+    let decoder = GroupDecoder::new(&header, opts)?;
+    decoder.run(groups, &mut sink)?;
+    sink.finish()
+}
+
+/// Chunks decoded together: an LLM archive's lockstep group, or a batch of independent
+/// chunks (enough to keep every thread busy, few enough to bound memory).
+fn group_size(header: &Header, opts: &DecompressOptions) -> usize {
+    match &header.model {
+        Some(m) => m.schedule.seqs as usize,
+        None => 4 * opts.threads.max(1),
+    }
+}
+
+/// Consecutive chunks to decode together, with their payloads (or why a payload could not be
+/// read: a damaged frame header stays with its chunk).
+struct Batch<'a> {
+    /// Index of the first chunk, and its offset in the original.
+    first: usize,
+    start: u64,
+    entries: Vec<ChunkEntry>,
+    payloads: Vec<Result<Cow<'a, [u8]>>>,
+}
+
+/// Where decoded chunks go: the part of each inside the wanted range is written once its CRC
+/// matched; with `keep_going` a damaged chunk's part becomes zeros and is remembered.
+struct Sink<'o> {
+    out: &'o mut (dyn Write + Send),
+    range: Range<u64>,
+    keep_going: bool,
+    progress: &'o (dyn Fn(u64) + Sync),
+    written: u64,
+    damaged: Vec<(Range<u64>, String)>,
+}
+
+impl<'o> Sink<'o> {
+    fn new(
+        out: &'o mut (dyn Write + Send),
+        range: Range<u64>,
+        keep_going: bool,
+        progress: &'o (dyn Fn(u64) + Sync),
+    ) -> Self {
+        Self {
+            out,
+            range,
+            keep_going,
+            progress,
+            written: 0,
+            damaged: Vec::new(),
+        }
+    }
+
+    /// Whether any byte of the chunk at `start` with `len` bytes is wanted.
+    fn wants(&self, start: u64, len: u64) -> bool {
+        start < self.range.end && start + len > self.range.start
+    }
+
+    fn write(
+        &mut self,
+        index: usize,
+        start: u64,
+        entry: &ChunkEntry,
+        bytes: Result<Vec<u8>>,
+    ) -> Result<()> {
+        let from = self.range.start.saturating_sub(start) as usize;
+        let to = (self.range.end - start).min(entry.len) as usize;
+        let checked = bytes.and_then(|bytes| {
+            let computed = crc32fast::hash(&bytes);
+            if computed == entry.crc32 && bytes.len() as u64 == entry.len {
+                Ok(bytes)
+            } else {
+                Err(Error::CrcMismatch {
+                    what: format!(
+                        "chunk {index} (original bytes {start}..{})",
+                        start + entry.len
+                    ),
+                    stored: entry.crc32,
+                    computed,
+                })
+            }
+        });
+        match checked {
+            Ok(bytes) => self.out.write_all(&bytes[from..to])?,
+            Err(e) if self.keep_going => {
+                self.out.write_all(&vec![0; to - from])?;
+                self.damaged
+                    .push((start + from as u64..start + to as u64, e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
+        self.written += (to - from) as u64;
+        (self.progress)(self.written);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<u64> {
+        self.out.flush()?;
+        if !self.damaged.is_empty() {
+            return Err(Error::Damaged {
+                written: self.written,
+                ranges: self.damaged,
+            });
+        }
+        Ok(self.written)
+    }
+}
+
+/// Decodes groups: loads the model (checked against the archive's fingerprint) when the first
+/// group with LLM tokens needs it, so archives and ranges without tokens need no model.
+struct GroupDecoder<'h> {
+    byte_model: ByteModelKind,
+    model: Option<&'h ModelSection>,
+    opts: &'h DecompressOptions,
+    pool: rayon::ThreadPool,
+}
+
+impl<'h> GroupDecoder<'h> {
+    fn new(header: &'h Header, opts: &'h DecompressOptions) -> Result<Self> {
+        Ok(Self {
+            byte_model: header.byte_model,
+            model: header.model.as_ref(),
+            opts,
+            pool: thread_pool(opts.threads)?,
+        })
+    }
+
+    fn run<'a>(
+        &self,
+        groups: impl Iterator<Item = Result<Batch<'a>>> + Send,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        self.pool.install(|| {
+            let mut lm: Option<LanguageModel> = None;
+            let mut groups = groups.peekable();
+            // Until a group has tokens, decode without the model.
+            while let Some(group) = groups.next_if(|g| {
+                g.as_ref()
+                    .map_or(true, |g| g.entries.iter().all(|e| e.tokens == 0))
+            }) {
+                self.decode(group?, sink, &NoTokenizer, None)?;
+            }
+            if groups.peek().is_none() {
+                return Ok(());
+            }
+            let m = self
+                .model
+                .ok_or_else(|| Error::Internal("LLM chunks without a model section".into()))?;
+            let lm = lm.insert(load_model(m, self.opts)?);
+            let vocab = Vocabulary::new(lm);
+            let mut runner = lm.group_runner(&m.schedule, self.opts.threads)?;
+            for group in groups {
+                self.decode(group?, sink, &vocab, Some(&mut runner))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes one group and writes its wanted chunks.
+    fn decode<T: Tokenizer>(
+        &self,
+        batch: Batch<'_>,
+        sink: &mut Sink<'_>,
+        tokenizer: &T,
+        runner: Option<&mut llama::GroupRunner<'_>>,
+    ) -> Result<()> {
+        let mut starts = Vec::with_capacity(batch.entries.len());
+        let mut at = batch.start;
+        for e in &batch.entries {
+            starts.push(at);
+            at += e.len;
+        }
+        let needed: Vec<bool> = batch
+            .entries
+            .iter()
+            .zip(&starts)
+            .map(|(e, &s)| sink.wants(s, e.len))
+            .collect();
+        let decoded = decode_group(
+            batch.first,
+            &batch.entries,
+            batch.payloads,
+            &needed,
+            tokenizer,
+            runner,
+            Settings {
+                byte_model: self.byte_model,
+                keep_going: self.opts.keep_going,
+            },
+        )?;
+        for (i, bytes) in decoded.into_iter().enumerate() {
+            if let Some(bytes) = bytes.filter(|_| needed[i]) {
+                sink.write(batch.first + i, starts[i], &batch.entries[i], bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The archive's model, checked against its numerics fingerprint and vocabulary size.
+fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<LanguageModel> {
+    let here = llama::numerics_fingerprint();
+    if m.numerics != here && !opts.force_numerics {
+        return Err(Error::NumericsMismatch {
+            archive: m.numerics.clone(),
+            here,
+        });
+    }
+    let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
+    let lm = LanguageModel::load(&file.path)?;
+    if lm.n_vocab() != m.n_vocab as usize {
+        return Err(Error::Corrupt(format!(
+            "archive says the model has {} tokens, the model has {}",
+            m.n_vocab,
+            lm.n_vocab()
+        )));
+    }
+    Ok(lm)
+}
+
+/// Decodes a chunk that holds no LLM tokens: stored, zstd, or byte model only.
+fn decode_without_llm(
+    index: usize,
+    entry: &ChunkEntry,
+    payload: &[u8],
+    byte_model: ByteModelKind,
+) -> Result<Vec<u8>> {
+    match entry.kind {
+        ChunkKind::Stored => Ok(payload.to_vec()),
+        ChunkKind::Zstd => decode_zstd(payload, entry.len, index),
+        ChunkKind::Modelled => {
+            chunk_decoder(index, entry, payload, &NoTokenizer, byte_model)?.finish()
+        }
+    }
+}
+
+/// A modelled chunk's decoder, its segment table checked against the index.
+fn chunk_decoder<'a, T: Tokenizer>(
+    index: usize,
+    entry: &ChunkEntry,
+    payload: &'a [u8],
+    tokenizer: &'a T,
+    byte_model: ByteModelKind,
+) -> Result<ChunkDecoder<'a, T>> {
+    let (segments, used) =
+        codec::read_segment_table(payload, index, entry.len, entry.tokens, entry.raw_bytes)?;
+    ChunkDecoder::new(
+        index,
+        tokenizer,
+        segments,
+        &payload[used..],
+        entry.len as usize,
+        byte_model,
+    )
+}
+
+/// A zstd frame that must hold exactly `len` bytes. The output grows only as the frame
+/// delivers, so a forged length cannot make us allocate it up front.
+fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
+    let corrupt = |why: String| Error::Corrupt(format!("chunk {index}: zstd: {why}"));
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(payload)
+        .map_err(|e| corrupt(e.to_string()))?
+        .take(len.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(e.to_string()))?;
+    if out.len() as u64 != len {
+        return Err(corrupt(format!(
+            "frame holds {} bytes, index says {len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// How a group's chunks are decoded.
+#[derive(Clone, Copy)]
+struct Settings {
+    byte_model: ByteModelKind,
+    /// Run the group to its end past a damaged chunk, so the others still decode.
+    keep_going: bool,
+}
+
+/// A chunk in a lockstep group being decoded. A chunk whose stream turns out damaged keeps
+/// its place in the schedule with a stand-in token, so the group's other chunks still see the
+/// batches the encoder made (each sequence's logits depend on its own tokens only).
+enum GroupMember<'a, T: Tokenizer> {
+    Decoding(Box<ChunkDecoder<'a, T>>),
+    Failed(Error),
+    /// No tokens: decoded on its own, outside the run.
+    Outside,
+}
+
+impl<T: Tokenizer> ChunkDriver for GroupMember<'_, T> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            GroupMember::Decoding(d) => match d.next_token(logits) {
+                Ok(token) => Ok(token),
+                Err(e) => {
+                    *self = GroupMember::Failed(e);
+                    Ok(0)
+                }
+            },
+            GroupMember::Failed(_) => Ok(0),
+            GroupMember::Outside => Err(Error::Internal(
+                "LLM step for a chunk without tokens".into(),
+            )),
+        }
+    }
+}
+
+/// Decodes one group: runs the LLM schedule the encoder ran over the chunks with tokens (their
+/// decoders, byte models included, live for the whole run; the schedule needs all of them);
+/// the other chunks are decoded on their own, in parallel, where `needed`. A damaged chunk
+/// stops the group unless `keep_going`; either way it is reported in its own slot.
+fn decode_group<T: Tokenizer>(
+    first: usize,
+    entries: &[ChunkEntry],
+    payloads: Vec<Result<Cow<'_, [u8]>>>,
+    needed: &[bool],
+    tokenizer: &T,
+    runner: Option<&mut llama::GroupRunner<'_>>,
+    settings: Settings,
+) -> Result<Vec<Option<Result<Vec<u8>>>>> {
+    let Settings {
+        byte_model,
+        keep_going,
+    } = settings;
+    // Payloads that could not be read (a damaged frame header) fail their own chunk only.
+    let mut readable = Vec::with_capacity(payloads.len());
+    let mut unreadable = Vec::with_capacity(payloads.len());
+    for p in payloads {
+        match p {
+            Ok(p) => {
+                readable.push(Some(p));
+                unreadable.push(None);
+            }
+            Err(e) => {
+                readable.push(None);
+                unreadable.push(Some(e));
+            }
+        }
+    }
+    let payloads = readable;
+    let mut members: Vec<GroupMember<'_, T>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            if entry.tokens == 0 {
+                return GroupMember::Outside;
+            }
+            match (&payloads[i], unreadable[i].take()) {
+                (Some(p), _) => match chunk_decoder(first + i, entry, p, tokenizer, byte_model) {
+                    Ok(d) => GroupMember::Decoding(Box::new(d)),
+                    Err(e) => GroupMember::Failed(e),
+                },
+                (None, Some(e)) => GroupMember::Failed(e),
+                (None, None) => GroupMember::Failed(Error::Internal("payload missing".into())),
+            }
+        })
+        .collect();
+    let n_tokens: Vec<u64> = entries.iter().map(|e| e.tokens).collect();
+    if n_tokens.iter().any(|&n| n > 0) {
+        let runner = runner.ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?;
+        runner.run(&mut members, &n_tokens, |_, members| {
+            let failed = members.iter().any(|m| matches!(m, GroupMember::Failed(_)));
+            if failed && !keep_going {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+    }
+    Ok(members
+        .into_par_iter()
+        .zip(unreadable)
+        .enumerate()
+        .map(|(i, (member, unreadable))| match member {
+            GroupMember::Decoding(d) => Some(d.finish()),
+            GroupMember::Failed(e) => Some(Err(e)),
+            GroupMember::Outside => needed[i].then(|| match (&payloads[i], unreadable) {
+                (Some(p), _) => decode_without_llm(first + i, &entries[i], p, byte_model),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(Error::Internal("payload missing".into())),
+            }),
+        })
+        .collect())
+}
