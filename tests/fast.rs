@@ -55,7 +55,7 @@ fn pipeline_fast_chunk() -> usize {
 }
 
 /// Incompressible data is stored: growth is the header, the index and footer, and per chunk
-/// its index entry (37 bytes) and frame header (about 16): a tenth of a percent at the default
+/// its index entry (37 bytes) and frame header (about 20): a tenth of a percent at the default
 /// chunk size, 0.15% with 64 KiB chunks.
 #[test]
 fn incompressible_data_grows_at_most_a_tenth_of_a_percent() {
@@ -178,8 +178,8 @@ fn keep_going_recovers_the_undamaged_chunks() {
     assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), out);
 }
 
-/// A thousand single-bit flips anywhere in an archive: every one is reported as an error or,
-/// where it changed nothing that matters, gives back the exact bytes; never other bytes.
+/// A thousand single-bit flips anywhere in an archive: every one is reported as an error;
+/// never other bytes (nor, since format 3, the right bytes from a damaged archive).
 #[test]
 fn a_thousand_bit_flips_are_all_detected() {
     let data = corpus("asyoulik.txt")[..12_000].to_vec();
@@ -202,8 +202,9 @@ fn a_thousand_bit_flips_are_all_detected() {
         }
     }
     eprintln!("1,000 bit flips: {detected} detected, {harmless} harmless");
-    assert_eq!(detected + harmless, 1000);
-    assert!(detected >= 990, "{detected} detected, {harmless} harmless");
+    // Every byte of a version-3 archive is under a CRC: the header, each frame header, each
+    // payload, the index; the footer points at the index.
+    assert_eq!((detected, harmless), (1000, 0));
 }
 
 #[test]
@@ -276,7 +277,7 @@ fn zstd_archive(frame: &[u8], len: u64, crc32: u32) -> Vec<u8> {
         crc32,
     };
     let mut out = header.to_bytes();
-    out.extend(nzip::container::frame::header(&entry));
+    out.extend(nzip::container::frame::header(&entry, frame));
     out.extend(frame);
     let index = Index {
         chunks: vec![entry],

@@ -1,22 +1,51 @@
 //! Chunk frame headers (format version 3): each payload is preceded by its own index entry,
-//! varint-coded and CRC-protected, so a reader that cannot seek to the trailing index (a pipe)
-//! can still decode chunk after chunk, as xz's block headers allow. Layout in `formats/NZIP.md`.
+//! varint-coded, with a CRC32 of the payload and one of the header itself, so a reader that
+//! cannot seek to the trailing index (a pipe) can still decode chunk after chunk, as xz's
+//! block headers allow, and any change to a payload is caught before it is decoded (a flipped
+//! bit in a range coder's last word can leave the decoded bytes, and so their CRC, intact).
+//! Layout in `formats/NZIP.md`.
 
 use super::index::{ChunkEntry, ChunkKind};
 use crate::codec::{read_varint, write_varint};
 use crate::error::{Error, Result};
 
-/// Longest frame header: kind, four 10-byte varints, the chunk CRC and the header CRC.
-pub const MAX_HEADER_LEN: usize = 1 + 4 * 10 + 4 + 4;
+/// Longest frame header: kind, four 10-byte varints, the chunk's, the payload's and the
+/// header's CRCs.
+pub const MAX_HEADER_LEN: usize = 1 + 4 * 10 + 3 * 4;
 
-/// The frame header written before a chunk's payload.
-pub fn header(entry: &ChunkEntry) -> Vec<u8> {
+/// A parsed frame header: the chunk's entry and the CRC32 its payload must have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub entry: ChunkEntry,
+    pub payload_crc32: u32,
+    /// Bytes the header takes.
+    pub header_len: usize,
+}
+
+impl Frame {
+    /// Checks `payload` (which must be `entry.payload_len` bytes) against its CRC.
+    pub fn check_payload(&self, payload: &[u8], i: u64) -> Result<()> {
+        let computed = crc32fast::hash(payload);
+        if computed != self.payload_crc32 {
+            return Err(Error::CrcMismatch {
+                what: format!("chunk {i} payload"),
+                stored: self.payload_crc32,
+                computed,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The frame header written before a chunk's `payload`.
+pub fn header(entry: &ChunkEntry, payload: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(MAX_HEADER_LEN);
     b.push(entry.kind as u8);
     for v in [entry.len, entry.tokens, entry.raw_bytes, entry.payload_len] {
         write_varint(v, &mut b);
     }
     b.extend(entry.crc32.to_le_bytes());
+    b.extend(crc32fast::hash(payload).to_le_bytes());
     let crc = crc32fast::hash(&b);
     b.extend(crc.to_le_bytes());
     b
@@ -28,12 +57,12 @@ pub fn header_len(entry: &ChunkEntry) -> usize {
         .into_iter()
         .map(varint_len)
         .sum::<usize>()
-        + 8
+        + 12
 }
 
-/// Parses the frame header of chunk `i` at the start of `data`; returns the entry and the
-/// header's length. `Ok(None)` means `data` ends inside it (a stream reader then needs more).
-pub fn parse_header(data: &[u8], i: u64) -> Result<Option<(ChunkEntry, usize)>> {
+/// Parses the frame header of chunk `i` at the start of `data`. `Ok(None)` means `data` ends
+/// inside it (a stream reader then needs more).
+pub fn parse_header(data: &[u8], i: u64) -> Result<Option<Frame>> {
     let Some(&kind) = data.first() else {
         return Ok(None);
     };
@@ -54,12 +83,12 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<(ChunkEntry, usize)>> 
             }
         }
     }
-    if data.len() < at + 8 {
+    if data.len() < at + 12 {
         return Ok(None);
     }
     let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"));
-    let (crc32, stored) = (word(at), word(at + 4));
-    let computed = crc32fast::hash(&data[..at + 4]);
+    let (crc32, payload_crc32, stored) = (word(at), word(at + 4), word(at + 8));
+    let computed = crc32fast::hash(&data[..at + 8]);
     if stored != computed {
         return Err(Error::CrcMismatch {
             what: format!("chunk {i} frame header"),
@@ -77,7 +106,11 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<(ChunkEntry, usize)>> 
         crc32,
     };
     entry.check(i)?;
-    Ok(Some((entry, at + 8)))
+    Ok(Some(Frame {
+        entry,
+        payload_crc32,
+        header_len: at + 12,
+    }))
 }
 
 #[cfg(test)]
@@ -99,11 +132,15 @@ mod tests {
                 payload_len: if tokens > 0 { payload_len } else { len },
                 crc32: 0xDEAD_BEEF,
             };
-            let h = header(&e);
+            let payload = vec![9; 20];
+            let h = header(&e, &payload);
             assert_eq!(h.len(), header_len(&e));
             let mut with_payload = h.clone();
-            with_payload.extend([9; 20]);
-            assert_eq!(parse_header(&with_payload, 3).unwrap(), Some((e, h.len())));
+            with_payload.extend(&payload);
+            let frame = parse_header(&with_payload, 3).unwrap().unwrap();
+            assert_eq!((&frame.entry, frame.header_len), (&e, h.len()));
+            assert!(frame.check_payload(&payload, 3).is_ok());
+            assert!(frame.check_payload(&payload[1..], 3).is_err());
             for cut in 0..h.len() {
                 assert!(matches!(parse_header(&h[..cut], 3), Ok(None)), "cut {cut}");
             }

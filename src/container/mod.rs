@@ -57,23 +57,25 @@ impl<'a> Archive<'a> {
             .unwrap_or_else(|| self.index.original_size())
     }
 
-    /// Chunk `chunk`'s payload; in version 3 its frame header must agree with the index.
+    /// Chunk `chunk`'s payload; in version 3 its frame header must agree with the index and
+    /// the payload with the frame's CRC.
     pub fn payload(&self, chunk: usize) -> Result<&'a [u8]> {
         let entry = &self.index.chunks[chunk];
-        let mut start = self.chunk_offsets[chunk];
-        if self.header.framed() {
-            let end = start + frame::header_len(entry);
-            match frame::parse_header(&self.data[start..end], chunk as u64)? {
-                Some((framed, _)) if framed == *entry => {}
-                _ => {
-                    return Err(Error::Corrupt(format!(
-                        "chunk {chunk}: frame header differs from the index"
-                    )))
-                }
-            }
-            start = end;
+        let start = self.chunk_offsets[chunk];
+        if !self.header.framed() {
+            return Ok(&self.data[start..start + entry.payload_len as usize]);
         }
-        Ok(&self.data[start..start + entry.payload_len as usize])
+        let end = start + frame::header_len(entry);
+        let frame = frame::parse_header(&self.data[start..end], chunk as u64)?
+            .filter(|f| f.entry == *entry)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "chunk {chunk}: frame header differs from the index"
+                ))
+            })?;
+        let payload = &self.data[end..end + entry.payload_len as usize];
+        frame.check_payload(payload, chunk as u64)?;
+        Ok(payload)
     }
 
     /// File offset of chunk `chunk`'s payload.

@@ -52,7 +52,7 @@ impl<R: Read> StreamReader<R> {
         }
         let i = self.frames.len() as u64;
         let mut head = Vec::with_capacity(frame::MAX_HEADER_LEN);
-        let (entry, head_len) = loop {
+        let frame = loop {
             let mut byte = [0u8];
             if read_full(&mut self.r, &mut byte)? == 0 {
                 return Err(Error::Truncated(format!(
@@ -68,6 +68,7 @@ impl<R: Read> StreamReader<R> {
                 break parsed;
             }
         };
+        let entry = frame.entry.clone();
         let mut payload = Vec::new();
         (&mut self.r)
             .take(entry.payload_len)
@@ -79,7 +80,8 @@ impl<R: Read> StreamReader<R> {
                 entry.payload_len
             )));
         }
-        self.pos += head_len as u64 + entry.payload_len;
+        frame.check_payload(&payload, i)?;
+        self.pos += frame.header_len as u64 + entry.payload_len;
         self.frames.push(entry.clone());
         Ok(Some((entry, payload)))
     }

@@ -263,7 +263,7 @@ impl<'w> ArchiveWriter<'w> {
             if entry.tokens > 0 && self.header.model.is_none() {
                 return Err(Error::Internal("LLM chunk without a model section".into()));
             }
-            self.put(&frame::header(&entry))?;
+            self.put(&frame::header(&entry, &payload))?;
             self.put(&payload)?;
             self.entries.push(entry);
         }
