@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use nzip::container::Archive;
 use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
+use nzip::predict::ensemble::TokenModelKind;
 use nzip::Error;
 
 use crate::util::{corpus, random_bytes};
@@ -166,5 +167,40 @@ fn chunks_the_byte_model_codes_better_leave_the_llm() {
     assert!(
         big.len() >= 4 && big.iter().all(|c| c.tokens == 0),
         "{big:?}"
+    );
+}
+
+/// Both token models round-trip through several groups and slides; on text that repeats
+/// beyond the window the ensemble's n-grams and match model code it far smaller than the
+/// tiny model's softmax alone, which cannot see that far.
+#[test]
+fn token_ensemble_against_the_bare_softmax() {
+    let paragraph = &corpus("alice29.txt")[20_000..21_500];
+    let data: Vec<u8> = paragraph.iter().copied().cycle().take(15_000).collect();
+    let with = |token_model| {
+        round_trip(
+            &data,
+            &CompressOptions {
+                token_model,
+                ..opts()
+            },
+        )
+    };
+    let bare = with(TokenModelKind::Bare);
+    let ensemble = with(TokenModelKind::Ensemble);
+    let model = |a: &[u8]| {
+        Archive::parse(a)
+            .unwrap()
+            .header
+            .model
+            .map(|m| m.token_model)
+    };
+    assert_eq!(model(&bare), Some(TokenModelKind::Bare));
+    assert_eq!(model(&ensemble), Some(TokenModelKind::Ensemble));
+    assert!(
+        ensemble.len() * 3 < bare.len(),
+        "ensemble {} bytes, bare {}",
+        ensemble.len(),
+        bare.len()
     );
 }

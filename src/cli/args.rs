@@ -83,6 +83,10 @@ pub struct CompressArgs {
     /// --rm may remove the input).
     #[arg(long = "verify")]
     pub verify: bool,
+    /// Code text under the LLM's softmax alone, without the token ensemble (match model,
+    /// unigram cache, mixer): for measuring what the ensemble adds.
+    #[arg(long = "bare-llm", conflicts_with = "fast")]
+    pub bare_llm: bool,
     /// Target chunk size in bytes; chunks are coded independently
     /// [default: 262144, or 524288 with --fast].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]

@@ -3,10 +3,10 @@
 
 use super::raw::RawModel;
 use super::SegmentHeader;
-use crate::coder::quantize::Quantizer;
 use crate::coder::range::SymbolDecoder;
 use crate::container::header::ByteModelKind;
 use crate::error::{Error, Result};
+use crate::predict::ensemble::{TokenModel, TokenModelKind};
 use crate::predict::llama::ChunkDriver;
 use crate::token::Tokenizer;
 
@@ -20,7 +20,7 @@ pub struct ChunkDecoder<'a, T: Tokenizer> {
     /// Output length when the current segment started.
     segment_start: usize,
     coder: SymbolDecoder,
-    quantizer: Quantizer,
+    token_model: TokenModel,
     raw_model: RawModel,
     cdf: Vec<u32>,
     out: Vec<u8>,
@@ -35,6 +35,7 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
         stream: &[u8],
         len: usize,
         byte_model: ByteModelKind,
+        token_model: TokenModelKind,
     ) -> Result<Self> {
         let raw_bytes = segments
             .iter()
@@ -51,7 +52,7 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
             within: 0,
             segment_start: 0,
             coder: SymbolDecoder::new(stream, index)?,
-            quantizer: Quantizer::new(),
+            token_model: TokenModel::new(token_model),
             raw_model: RawModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
             // A hint only: the length comes from the archive and is checked as bytes arrive.
@@ -105,8 +106,9 @@ impl<T: Tokenizer> ChunkDriver for ChunkDecoder<'_, T> {
         let SegmentHeader::Text { len, .. } = self.segments[self.segment] else {
             return Err(self.corrupt("expected a text segment"));
         };
-        self.quantizer.logits_to_cdf(logits, &mut self.cdf);
+        self.token_model.predict(logits, &mut self.cdf);
         let token = self.coder.decode(&self.cdf, self.index)? as u32;
+        self.token_model.update(token);
         let piece = self
             .tokenizer
             .piece(token)

@@ -2,10 +2,10 @@
 //! raw bytes under the byte model, in the order the decoder will need them.
 
 use super::raw::RawModel;
-use crate::coder::quantize::Quantizer;
 use crate::coder::range::SymbolEncoder;
 use crate::container::header::ByteModelKind;
 use crate::error::{Error, Result};
+use crate::predict::ensemble::{TokenModel, TokenModelKind};
 use crate::predict::llama::ChunkDriver;
 use crate::token::Segment;
 
@@ -18,7 +18,7 @@ pub struct ChunkEncoder<'a> {
     /// Byte offset in the chunk where the current segment starts.
     offset: usize,
     coder: SymbolEncoder,
-    quantizer: Quantizer,
+    token_model: TokenModel,
     raw_model: RawModel,
     cdf: Vec<u32>,
     /// Approximate bits spent so far, and after every [`CHECKPOINT`] bytes of raw segments
@@ -32,7 +32,12 @@ pub struct ChunkEncoder<'a> {
 pub const CHECKPOINT: usize = 1024;
 
 impl<'a> ChunkEncoder<'a> {
-    pub fn new(bytes: &'a [u8], segments: &'a [Segment], byte_model: ByteModelKind) -> Self {
+    pub fn new(
+        bytes: &'a [u8],
+        segments: &'a [Segment],
+        byte_model: ByteModelKind,
+        token_model: TokenModelKind,
+    ) -> Self {
         let raw_bytes = segments
             .iter()
             .filter(|s| matches!(s, Segment::Raw { .. }))
@@ -45,7 +50,7 @@ impl<'a> ChunkEncoder<'a> {
             within: 0,
             offset: 0,
             coder: SymbolEncoder::new(),
-            quantizer: Quantizer::new(),
+            token_model: TokenModel::new(token_model),
             raw_model: RawModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
             cost_bits: 0.0,
@@ -116,8 +121,9 @@ impl ChunkDriver for ChunkEncoder<'_> {
             Segment::Text { tokens, .. } => tokens[self.within],
             Segment::Raw { .. } => return Err(Error::Internal("expected a text segment".into())),
         };
-        self.quantizer.logits_to_cdf(logits, &mut self.cdf);
+        self.token_model.predict(logits, &mut self.cdf);
         self.coder.encode(token as usize, &self.cdf)?;
+        self.token_model.update(token);
         let freq = self.cdf[token as usize + 1] - self.cdf[token as usize];
         self.cost_bits += f64::from(crate::coder::quantize::PRECISION) - f64::from(freq).log2();
         self.within += 1;

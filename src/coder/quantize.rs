@@ -20,7 +20,7 @@ const MIN_EXP2: f64 = -40.0;
 /// Horner form; its accuracy (~1e-8 relative) only affects compression, never correctness,
 /// because encoder and decoder evaluate the very same IEEE operations.
 #[inline]
-fn exp2_fixed(y: f64) -> u64 {
+pub(crate) fn exp2_fixed(y: f64) -> u64 {
     if y.is_nan() || y < MIN_EXP2 {
         return 0;
     }

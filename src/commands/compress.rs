@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use nzip::pipeline::{self, CompressOptions, DecompressOptions};
+use nzip::predict::ensemble::TokenModelKind;
 use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
@@ -94,6 +95,11 @@ pub fn run(args: &CompressArgs) -> Result<()> {
             .unwrap_or_else(|| models::DEFAULT_MODEL.to_string()),
         fast: args.fast,
         always_llm: false,
+        token_model: if args.bare_llm {
+            TokenModelKind::Bare
+        } else {
+            TokenModelKind::Ensemble
+        },
         chunk_size: args.chunk_size.map_or(
             if args.fast {
                 pipeline::DEFAULT_FAST_CHUNK_SIZE

@@ -39,6 +39,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
                 "sha256": hex(&m.sha256),
                 "numerics": m.numerics,
                 "n_vocab": m.n_vocab,
+                "token_model": m.token_model.to_string(),
                 "schedule": {
                     "window": m.schedule.window,
                     "slide": m.schedule.slide,
@@ -86,6 +87,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
                 println!("  model sha256     {}", hex(&m.sha256));
                 println!("  numerics         {}", m.numerics);
                 println!("  vocabulary       {} tokens", m.n_vocab);
+                println!("  token model      {}", m.token_model);
                 let s = &m.schedule;
                 println!(
                     "  schedule         window {} slide {} sinks {} seqs/group {} start token {}",

@@ -5,6 +5,7 @@ use super::reader::Reader;
 use crate::chunk::Schedule;
 use crate::error::{Error, Result};
 use crate::predict::cm;
+use crate::predict::ensemble::TokenModelKind;
 
 pub const MAGIC: [u8; 8] = *b"\x89NZIP\r\n\x1a";
 /// The version this nzip writes, and the oldest it still reads.
@@ -76,6 +77,8 @@ pub struct ModelSection {
     pub numerics: String,
     pub n_vocab: u32,
     pub schedule: Schedule,
+    /// How logits become CDFs (version 3 on; [`TokenModelKind::Bare`] before).
+    pub token_model: TokenModelKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +124,9 @@ impl Header {
             let s = &m.schedule;
             for v in [s.window, s.slide, s.sinks, s.seqs, s.start_token] {
                 b.extend(v.to_le_bytes());
+            }
+            if self.version >= FRAMED_VERSION {
+                b.push(m.token_model.id());
             }
         }
         let size = (b.len() + 4) as u32;
@@ -217,6 +223,13 @@ impl Header {
                 start_token: r.u32()?,
             };
             schedule.validate(Some(n_vocab as usize))?;
+            let token_model = if version >= FRAMED_VERSION {
+                let id = r.u8()?;
+                TokenModelKind::from_id(id)
+                    .ok_or_else(|| Error::Corrupt(format!("unknown token model {id}")))?
+            } else {
+                TokenModelKind::Bare
+            };
             Some(ModelSection {
                 name,
                 size,
@@ -224,6 +237,7 @@ impl Header {
                 numerics,
                 n_vocab,
                 schedule,
+                token_model,
             })
         } else {
             None
@@ -307,6 +321,7 @@ mod tests {
                     seqs: 16,
                     start_token: 0,
                 },
+                token_model: TokenModelKind::Ensemble,
             }),
         }
     }

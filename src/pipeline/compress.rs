@@ -18,6 +18,7 @@ use crate::container::header::{read_full, ByteModelKind, VERSION};
 use crate::container::{frame, ChunkEntry, ChunkKind, Header, Index, ModelSection};
 use crate::error::{Error, Result};
 use crate::models;
+use crate::predict::ensemble::TokenModelKind;
 use crate::predict::llama::{self, ChunkDriver, LanguageModel};
 use crate::token::{segment_chunk, Segment, Vocabulary};
 
@@ -113,6 +114,7 @@ pub fn compress_stream(
         numerics: lm.numerics_fingerprint(),
         n_vocab: lm.n_vocab() as u32,
         schedule,
+        token_model: opts.token_model,
     });
     pool.install(|| {
         let vocab = Vocabulary::new(&lm);
@@ -136,6 +138,7 @@ pub fn compress_stream(
                 &slices,
                 &segments,
                 byte_model,
+                opts.token_model,
                 opts.always_llm,
                 runner.as_mut(),
                 &|frac| progress(done + (group_bytes as f64 * frac) as u64),
@@ -356,7 +359,8 @@ fn code_without_llm(
         let segments = [Segment::Raw { len: bytes.len() }];
         let mut modelled = Vec::new();
         codec::write_segment_table(&segments, &mut modelled);
-        let (stream, cost) = ChunkEncoder::new(bytes, &segments, byte_model).finish()?;
+        let (stream, cost) =
+            ChunkEncoder::new(bytes, &segments, byte_model, TokenModelKind::Bare).finish()?;
         modelled.extend(stream);
         byte_model_cost = cost;
         candidates.insert(0, (ChunkKind::Modelled, modelled));
@@ -399,6 +403,7 @@ fn encode_group(
     group: &[&[u8]],
     segments: &[Vec<Segment>],
     byte_model: ByteModelKind,
+    token_model: TokenModelKind,
     always_llm: bool,
     mut runner: Option<&mut llama::GroupRunner<'_>>,
     progress: &dyn Fn(f64),
@@ -420,7 +425,8 @@ fn encode_group(
             .collect();
         let mut encoders: Vec<Option<ChunkEncoder>> = (0..group.len())
             .map(|i| {
-                (n_tokens[i] > 0).then(|| ChunkEncoder::new(group[i], &segments[i], byte_model))
+                (n_tokens[i] > 0)
+                    .then(|| ChunkEncoder::new(group[i], &segments[i], byte_model, token_model))
             })
             .collect();
         if n_tokens.iter().any(|&n| n > 0) {

@@ -16,6 +16,7 @@ use crate::container::stream::StreamReader;
 use crate::container::{Archive, ChunkEntry, ChunkKind, Header, ModelSection};
 use crate::error::{Error, Result};
 use crate::models;
+use crate::predict::ensemble::TokenModelKind;
 use crate::predict::llama::{self, ChunkDriver, LanguageModel};
 use crate::token::{NoTokenizer, Tokenizer, Vocabulary};
 
@@ -314,6 +315,7 @@ impl<'h> GroupDecoder<'h> {
             runner,
             Settings {
                 byte_model: self.byte_model,
+                token_model: self.model.map_or(TokenModelKind::Bare, |m| m.token_model),
                 keep_going: self.opts.keep_going,
             },
         )?;
@@ -357,9 +359,15 @@ fn decode_without_llm(
     match entry.kind {
         ChunkKind::Stored => Ok(payload.to_vec()),
         ChunkKind::Zstd => decode_zstd(payload, entry.len, index),
-        ChunkKind::Modelled => {
-            chunk_decoder(index, entry, payload, &NoTokenizer, byte_model)?.finish()
-        }
+        ChunkKind::Modelled => chunk_decoder(
+            index,
+            entry,
+            payload,
+            &NoTokenizer,
+            byte_model,
+            TokenModelKind::Bare,
+        )?
+        .finish(),
     }
 }
 
@@ -370,6 +378,7 @@ fn chunk_decoder<'a, T: Tokenizer>(
     payload: &'a [u8],
     tokenizer: &'a T,
     byte_model: ByteModelKind,
+    token_model: TokenModelKind,
 ) -> Result<ChunkDecoder<'a, T>> {
     let (segments, used) =
         codec::read_segment_table(payload, index, entry.len, entry.tokens, entry.raw_bytes)?;
@@ -380,6 +389,7 @@ fn chunk_decoder<'a, T: Tokenizer>(
         &payload[used..],
         entry.len as usize,
         byte_model,
+        token_model,
     )
 }
 
@@ -406,6 +416,7 @@ fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
 #[derive(Clone, Copy)]
 struct Settings {
     byte_model: ByteModelKind,
+    token_model: TokenModelKind,
     /// Run the group to its end past a damaged chunk, so the others still decode.
     keep_going: bool,
 }
@@ -453,6 +464,7 @@ fn decode_group<T: Tokenizer>(
 ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
     let Settings {
         byte_model,
+        token_model,
         keep_going,
     } = settings;
     // Payloads that could not be read (a damaged frame header) fail their own chunk only.
@@ -479,10 +491,12 @@ fn decode_group<T: Tokenizer>(
                 return GroupMember::Outside;
             }
             match (&payloads[i], unreadable[i].take()) {
-                (Some(p), _) => match chunk_decoder(first + i, entry, p, tokenizer, byte_model) {
-                    Ok(d) => GroupMember::Decoding(Box::new(d)),
-                    Err(e) => GroupMember::Failed(e),
-                },
+                (Some(p), _) => {
+                    match chunk_decoder(first + i, entry, p, tokenizer, byte_model, token_model) {
+                        Ok(d) => GroupMember::Decoding(Box::new(d)),
+                        Err(e) => GroupMember::Failed(e),
+                    }
+                }
                 (None, Some(e)) => GroupMember::Failed(e),
                 (None, None) => GroupMember::Failed(Error::Internal("payload missing".into())),
             }

@@ -10,6 +10,7 @@ pub use decompress::{decompress, decompress_range, decompress_stream};
 
 use crate::error::{Error, Result};
 use crate::models::{self, FetchPolicy};
+use crate::predict::ensemble::TokenModelKind;
 
 /// Target chunk size. Every chunk starts cold (no context), which costs bits: on alice29.txt
 /// (152 KB, default model, 2 cores) 16 KiB chunks gave 1.156 bits per byte at 0.31 KB/s and
@@ -44,6 +45,8 @@ pub struct CompressOptions {
     /// Keep the LLM coding of every chunk with text even where the byte model, zstd or storing
     /// would be smaller: for measuring the model itself and for tests with a toy model.
     pub always_llm: bool,
+    /// How the LLM's logits become CDFs: the bare softmax or the ensemble around it.
+    pub token_model: TokenModelKind,
     pub chunk_size: usize,
     pub window: u32,
     pub slide: u32,
@@ -59,6 +62,7 @@ impl Default for CompressOptions {
             model: models::DEFAULT_MODEL.into(),
             fast: false,
             always_llm: false,
+            token_model: TokenModelKind::Ensemble,
             chunk_size: DEFAULT_CHUNK_SIZE,
             window: DEFAULT_WINDOW,
             slide: DEFAULT_SLIDE,

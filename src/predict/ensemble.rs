@@ -1,0 +1,388 @@
+//! The token ensemble: cheap online models over a chunk's own token history — a match model
+//! (the token that followed the last occurrence of the current context) and token n-grams of
+//! orders 1–3 (the chunk's own phrases) — mixed with the LLM's distribution by weights learned
+//! as the chunk goes, one weight set per match-length bucket and set of components that can
+//! predict.
+//!
+//! Everything between logits and the CDF is integer or plain IEEE `f64` arithmetic (+, −, ×, ÷,
+//! casts) in a fixed order, so encoder and decoder compute the same bits on every machine
+//! (DESIGN.md's determinism rules); its constants are part of the format (token model id 1).
+
+use std::collections::HashMap;
+
+use crate::coder::quantize::{exp2_fixed, weights_to_cdf, Quantizer};
+
+/// How the LLM's logits become the coder's CDF; recorded in the archive's model section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenModelKind {
+    /// The LLM's softmax alone (format versions 1 and 2, and id 0).
+    Bare,
+    /// The LLM mixed with the match model and token n-grams (id 1).
+    Ensemble,
+}
+
+impl TokenModelKind {
+    pub fn id(self) -> u8 {
+        match self {
+            TokenModelKind::Bare => 0,
+            TokenModelKind::Ensemble => 1,
+        }
+    }
+
+    pub fn from_id(id: u8) -> Option<Self> {
+        match id {
+            0 => Some(TokenModelKind::Bare),
+            1 => Some(TokenModelKind::Ensemble),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenModelKind::Bare => write!(f, "LLM softmax alone (id 0)"),
+            TokenModelKind::Ensemble => {
+                write!(f, "LLM + match model + token n-grams 1-3, mixed (id 1)")
+            }
+        }
+    }
+}
+
+/// Tokens of context that start a match, and the longest match length counted.
+const MATCH_MIN: usize = 2;
+const MATCH_MAX: u32 = 32;
+/// Token n-gram orders: contexts of 1, 2 and 3 previous tokens.
+const ORDERS: usize = 3;
+/// Components: the LLM, the match model, one n-gram model per order.
+const COMPONENTS: usize = 2 + ORDERS;
+/// Mixer weight sets: one per match-length bucket (none, 2–7, 8–15, 16+) and set of
+/// components that can predict (bit k for component k + 1).
+const MATCH_BUCKETS: usize = 4;
+const MIXERS: usize = MATCH_BUCKETS << (COMPONENTS - 1);
+/// Learning rate of the mixer's online EM step, and the floor that keeps every weight able
+/// to grow back. Measured offline on alice29.txt (predictions dumped by
+/// `examples/dump_predictions.rs`): rates 0.01–0.02 best, 0.005 and 0.05 slightly worse.
+const MIX_RATE: f64 = 0.02;
+const MIN_WEIGHT: f64 = 1e-4;
+/// Bounds of the switch's belief in the mixture, so either side can win back.
+const MIN_BELIEF: f64 = 1e-6;
+/// Fixed-point scale of the mixed weights (their sum stays below 2^58, as the CDF builder
+/// requires, for any vocabulary up to 2^23 symbols).
+const MIXED_SCALE: f64 = (1u64 << 50) as f64;
+
+/// Tokens seen after one context, in order of first appearance, and their total.
+#[derive(Default)]
+struct Followers {
+    counts: Vec<(u32, u32)>,
+    total: u32,
+}
+
+impl Followers {
+    fn count(&self, token: u32) -> u32 {
+        self.counts
+            .iter()
+            .find(|&&(t, _)| t == token)
+            .map_or(0, |&(_, c)| c)
+    }
+
+    fn add(&mut self, token: u32) {
+        match self.counts.iter_mut().find(|(t, _)| *t == token) {
+            Some((_, c)) => *c += 1,
+            None => self.counts.push((token, 1)),
+        }
+        self.total += 1;
+    }
+}
+
+pub struct TokenModel {
+    kind: TokenModelKind,
+    quantizer: Quantizer,
+    /// The LLM's fixed-point weights for the current step, their sum, and the mixed weights.
+    llm: Vec<u64>,
+    llm_sum: u64,
+    mixed: Vec<u64>,
+    history: Vec<u32>,
+    /// The position after the last occurrence of each pair of tokens.
+    match_table: HashMap<u64, u32>,
+    /// Index in `history` of the token the match predicts, and the match's length (0: none).
+    match_at: usize,
+    match_len: u32,
+    /// Followers of each context of 1, 2 and 3 tokens (keyed exactly, by the tokens).
+    ngrams: HashMap<u128, Followers>,
+    weights: Vec<[f64; COMPONENTS]>,
+    /// The switch: the posterior belief that the mixture predicts better than the LLM alone
+    /// (a Bayesian mixture of the two, updated by each token's probability under each). It
+    /// bounds what the ensemble can lose against the bare LLM to about one bit per chunk,
+    /// which matters on short inputs, where the mixer has not learned yet (measured offline
+    /// on the start of alice29.txt: +0.34% without it after 500 tokens, +0.04% with it).
+    belief: f64,
+    /// This step's mixer, the match's prediction and each order's context key.
+    mixer: usize,
+    predicted: Option<u32>,
+    contexts: [Option<u128>; ORDERS],
+}
+
+impl TokenModel {
+    pub fn new(kind: TokenModelKind) -> Self {
+        let mut initial = [0.1 / (COMPONENTS - 1) as f64; COMPONENTS];
+        initial[0] = 0.9;
+        Self {
+            kind,
+            quantizer: Quantizer::new(),
+            llm: Vec::new(),
+            llm_sum: 0,
+            mixed: Vec::new(),
+            history: Vec::new(),
+            match_table: HashMap::new(),
+            match_at: 0,
+            match_len: 0,
+            ngrams: HashMap::new(),
+            weights: vec![
+                initial;
+                if kind == TokenModelKind::Bare {
+                    0
+                } else {
+                    MIXERS
+                }
+            ],
+            belief: 0.5,
+            mixer: 0,
+            predicted: None,
+            contexts: [None; ORDERS],
+        }
+    }
+
+    /// The CDF for the next token from the LLM's `logits`.
+    pub fn predict(&mut self, logits: &[f32], cdf: &mut Vec<u32>) {
+        if self.kind == TokenModelKind::Bare {
+            self.quantizer.logits_to_cdf(logits, cdf);
+            return;
+        }
+        let n = logits.len();
+        llm_weights(logits, &mut self.llm);
+        self.llm_sum = self.llm.iter().sum();
+        self.predicted = (self.match_len > 0)
+            .then(|| self.history[self.match_at])
+            .filter(|&t| (t as usize) < n);
+        let h = self.history.len();
+        for order in 1..=ORDERS {
+            self.contexts[order - 1] = (h >= order)
+                .then(|| context_key(&self.history[h - order..]))
+                .filter(|k| self.ngrams.contains_key(k));
+        }
+        let mut active = 0usize;
+        if self.predicted.is_some() {
+            active |= 1;
+        }
+        for (k, c) in self.contexts.iter().enumerate() {
+            if c.is_some() {
+                active |= 2 << k;
+            }
+        }
+        let bucket = match (self.predicted, self.match_len) {
+            (None, _) => 0,
+            (_, 0..8) => 1,
+            (_, 8..16) => 2,
+            _ => 3,
+        };
+        self.mixer = bucket << (COMPONENTS - 1) | active;
+        // The switch folds the bare LLM into the mixture's LLM weight.
+        let mut w = self.active_weights().map(|x| x * self.belief);
+        w[0] += 1.0 - self.belief;
+        let llm_factor = w[0] * MIXED_SCALE / self.llm_sum.max(1) as f64;
+        self.mixed.clear();
+        self.mixed
+            .extend(self.llm.iter().map(|&x| (x as f64 * llm_factor) as u64));
+        if let Some(t) = self.predicted {
+            self.mixed[t as usize] += (w[1] * MIXED_SCALE) as u64;
+        }
+        for (k, key) in self.contexts.iter().enumerate() {
+            let Some(f) = key.and_then(|key| self.ngrams.get(&key)) else {
+                continue;
+            };
+            let factor = w[2 + k] * MIXED_SCALE / f64::from(f.total);
+            for &(t, c) in &f.counts {
+                if (t as usize) < n {
+                    self.mixed[t as usize] += (f64::from(c) * factor) as u64;
+                }
+            }
+        }
+        weights_to_cdf(&self.mixed, cdf);
+    }
+
+    /// This step's mixer weights over the components that can predict now, summing to 1.
+    fn active_weights(&self) -> [f64; COMPONENTS] {
+        let mut w = self.weights[self.mixer];
+        let mut sum = w[0];
+        for (k, x) in w.iter_mut().enumerate().skip(1) {
+            if self.mixer & (1 << (k - 1)) == 0 {
+                *x = 0.0;
+            }
+            sum += *x;
+        }
+        w.map(|x| x / sum)
+    }
+
+    /// Learns from the token that was coded after the last [`TokenModel::predict`].
+    pub fn update(&mut self, token: u32) {
+        if self.kind == TokenModelKind::Bare {
+            return;
+        }
+        // The mixer: an online EM step towards the components that gave the token more
+        // probability than the mixture did.
+        let mut p = [0.0; COMPONENTS];
+        p[0] = self.llm.get(token as usize).map_or(0.0, |&x| x as f64) / self.llm_sum.max(1) as f64;
+        p[1] = f64::from(u8::from(self.predicted == Some(token)));
+        for (k, key) in self.contexts.iter().enumerate() {
+            if let Some(f) = key.and_then(|key| self.ngrams.get(&key)) {
+                p[2 + k] = f64::from(f.count(token)) / f64::from(f.total);
+            }
+        }
+        let active = self.active_weights();
+        let mut mix = 0.0;
+        for k in 0..COMPONENTS {
+            mix += active[k] * p[k];
+        }
+        let (for_mix, for_llm) = (self.belief * mix, (1.0 - self.belief) * p[0]);
+        if for_mix + for_llm > 0.0 {
+            self.belief = (for_mix / (for_mix + for_llm)).clamp(MIN_BELIEF, 1.0 - MIN_BELIEF);
+        }
+        if mix > 0.0 {
+            let w = &mut self.weights[self.mixer];
+            let mut sum = 0.0;
+            for k in 0..COMPONENTS {
+                if active[k] > 0.0 {
+                    let target = active[k] * p[k] / mix;
+                    w[k] = active[k] + MIX_RATE * (target - active[k]);
+                    if w[k] < MIN_WEIGHT {
+                        w[k] = MIN_WEIGHT;
+                    }
+                    sum += w[k];
+                }
+            }
+            // Inactive components keep their weights for when they can predict again.
+            let inactive: f64 = (0..COMPONENTS)
+                .filter(|&k| active[k] == 0.0)
+                .map(|k| w[k])
+                .sum();
+            for k in 0..COMPONENTS {
+                if active[k] > 0.0 {
+                    w[k] = w[k] / sum * (1.0 - inactive);
+                }
+            }
+        }
+        // The n-grams, then the match model: extend the match, or look for one ending here.
+        let h = self.history.len();
+        for order in 1..=ORDERS.min(h) {
+            self.ngrams
+                .entry(context_key(&self.history[h - order..]))
+                .or_default()
+                .add(token);
+        }
+        if self.match_len > 0 && self.history[self.match_at] == token {
+            self.match_len = (self.match_len + 1).min(MATCH_MAX);
+            self.match_at += 1;
+        } else {
+            self.match_len = 0;
+        }
+        self.history.push(token);
+        let h = self.history.len();
+        if h >= MATCH_MIN {
+            let key = pair_key(&self.history[h - MATCH_MIN..]);
+            if self.match_len == 0 {
+                if let Some(&candidate) = self.match_table.get(&key) {
+                    let candidate = candidate as usize;
+                    let len = (1..=candidate.min(MATCH_MAX as usize))
+                        .take_while(|&k| self.history[candidate - k] == self.history[h - k])
+                        .count();
+                    if len >= MATCH_MIN {
+                        self.match_len = len as u32;
+                        self.match_at = candidate;
+                    }
+                }
+            }
+            self.match_table.insert(key, h as u32);
+        }
+    }
+}
+
+/// Exact key of a context of 1 to 3 tokens (its length in the top bits).
+fn context_key(context: &[u32]) -> u128 {
+    context
+        .iter()
+        .fold(context.len() as u128, |k, &t| k << 32 | u128::from(t))
+}
+
+fn pair_key(pair: &[u32]) -> u64 {
+    u64::from(pair[0]) << 32 | u64::from(pair[1])
+}
+
+/// The LLM's softmax as fixed-point weights (the top token 2^32), as the bare quantizer
+/// computes them.
+fn llm_weights(logits: &[f32], out: &mut Vec<u64>) {
+    let mut max = f32::NEG_INFINITY;
+    for &l in logits {
+        if l > max {
+            max = l;
+        }
+    }
+    out.clear();
+    if !max.is_finite() {
+        out.resize(logits.len(), 1);
+        return;
+    }
+    let max = max as f64;
+    out.extend(
+        logits
+            .iter()
+            .map(|&l| exp2_fixed((l as f64 - max) * std::f64::consts::LOG2_E)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cost in bits of coding `tokens` under flat logits with the ensemble.
+    fn cost(kind: TokenModelKind, tokens: &[u32]) -> f64 {
+        let logits = vec![0.0f32; 64];
+        let mut m = TokenModel::new(kind);
+        let mut cdf = Vec::new();
+        let mut bits = 0.0;
+        for &t in tokens {
+            m.predict(&logits, &mut cdf);
+            let f = cdf[t as usize + 1] - cdf[t as usize];
+            bits += 24.0 - f64::from(f).log2();
+            m.update(t);
+        }
+        bits
+    }
+
+    #[test]
+    fn repeats_get_cheap_and_bare_is_the_softmax() {
+        let phrase: Vec<u32> = (0..20).map(|i| (i * 7 % 64) as u32).collect();
+        let tokens: Vec<u32> = phrase.iter().cycle().take(400).copied().collect();
+        let bare = cost(TokenModelKind::Bare, &tokens);
+        assert!((bare - 400.0 * 6.0).abs() < 1.0, "bare: {bare}");
+        let mixed = cost(TokenModelKind::Ensemble, &tokens);
+        assert!(mixed < bare / 4.0, "ensemble {mixed} vs bare {bare}");
+    }
+
+    #[test]
+    fn identical_runs_give_identical_cdfs() {
+        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 23) as f32 * 0.3).collect();
+        let run = || {
+            let mut m = TokenModel::new(TokenModelKind::Ensemble);
+            let mut cdfs = Vec::new();
+            for t in [5u32, 9, 5, 9, 5, 9, 1, 2, 3, 5, 9, 5] {
+                let mut cdf = Vec::new();
+                m.predict(&logits, &mut cdf);
+                cdfs.push(cdf);
+                m.update(t);
+            }
+            cdfs
+        };
+        assert_eq!(run(), run());
+    }
+}
