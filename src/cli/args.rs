@@ -83,8 +83,8 @@ pub struct CompressArgs {
     /// --rm may remove the input).
     #[arg(long = "verify")]
     pub verify: bool,
-    /// Code text under the LLM's softmax alone, without the token ensemble (match model,
-    /// unigram cache, mixer): for measuring what the ensemble adds.
+    /// Code text under the LLM's softmax alone, without the token ensemble (token n-grams,
+    /// match model, mixer): for measuring what the ensemble adds.
     #[arg(long = "bare-llm", conflicts_with = "fast")]
     pub bare_llm: bool,
     /// Target chunk size in bytes; chunks are coded independently
@@ -197,6 +197,9 @@ pub struct BenchArgs {
     /// Fast mode only (no LLM, no model needed).
     #[arg(long)]
     pub fast: bool,
+    /// Also run the bare LLM (no token ensemble), to show what the ensemble adds.
+    #[arg(long, conflicts_with = "fast")]
+    pub ablation: bool,
     /// Use whole files instead of slices.
     #[arg(long, conflicts_with = "slice")]
     pub full: bool,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use nzip::predict::ensemble::TokenModelKind;
 use nzip::pipeline::{self, CompressOptions, DecompressOptions};
 use nzip::{models, Error, Result};
 
@@ -84,7 +85,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         fetch: llm.fetch,
         ..DecompressOptions::default()
     };
+    let bare = CompressOptions {
+        token_model: TokenModelKind::Bare,
+        ..llm.clone()
+    };
     let mut modes: Vec<(&str, &CompressOptions)> = Vec::new();
+    if args.ablation {
+        modes.push(("nzip-bare", &bare));
+    }
     if !args.fast {
         modes.push(("nzip", &llm));
     }
