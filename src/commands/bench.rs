@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use nzip::predict::ensemble::TokenModelKind;
 use nzip::pipeline::{self, CompressOptions, DecompressOptions};
+use nzip::predict::ensemble::TokenModelKind;
 use nzip::{models, Error, Result};
 
 use crate::cli::args::BenchArgs;
