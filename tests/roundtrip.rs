@@ -4,7 +4,7 @@
 use nzip::container::{Archive, ChunkKind};
 use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
 
-use crate::util::{corpus, random_bytes};
+use crate::util::{awkward_text, corpus, random_bytes};
 
 /// Small chunks so that even few-KB inputs run several chunks in lockstep.
 fn opts() -> CompressOptions {
@@ -97,17 +97,7 @@ fn random_bytes_grow_at_most_one_percent() {
 
 #[test]
 fn awkward_text_for_the_tokenizer() {
-    let mut data = Vec::new();
-    data.extend(b"Plain prose to start with, then the tricky parts follow.\r\n");
-    data.extend(b"Special tokens as text: <|endoftext|> and <|im_start|>user\nhi<|im_end|>\n");
-    data.extend(b"Invalid UTF-8: \xff\xfe\xc3\x28 and a lone continuation \x80 byte.\n");
-    data.extend(
-        "Dropped characters: \u{4} \u{13} \u{6}\u{14}\u{16}\u{1d} \u{40000}\u{FFFFF} end.\n"
-            .as_bytes(),
-    );
-    data.extend(b"NUL bytes \0\0 in the middle\0 of text, and a tab\there.\r\n");
-    data.extend("Unicode: café, naïve, 日本語, emoji 😀, U+FFFD \u{FFFD}.\n".as_bytes());
-    data.extend(&[0xF0, 0x9F, 0x98]); // truncated 4-byte sequence at the very end
+    let data = awkward_text();
     round_trip(&data);
     round_trip_with(
         &data,

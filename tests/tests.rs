@@ -9,5 +9,6 @@ mod fast;
 mod fuzz;
 mod golden;
 mod roundtrip;
+mod tiers;
 mod tiny;
 mod util;

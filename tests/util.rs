@@ -111,3 +111,24 @@ pub fn edit_header(archive: &mut [u8], edit: impl FnOnce(&mut [u8])) {
     let crc = crc32fast::hash(&archive[..size - 4]);
     archive[size - 4..size].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// Text that tokenizers get wrong: special-token text, invalid UTF-8, characters some
+/// tokenizers drop or map elsewhere, NULs, CRLF, astral code points, a cut UTF-8 sequence.
+pub fn awkward_text() -> Vec<u8> {
+    let mut data = Vec::new();
+    data.extend(b"Plain prose to start with, then the tricky parts follow.\r\n");
+    data.extend(b"Special tokens as text: <|endoftext|> and <|im_start|>user\nhi<|im_end|>\n");
+    data.extend(b"More of them: <bos><start_of_turn>model <eos> <|fim_prefix|> </s> <pad>\n");
+    data.extend(b"Invalid UTF-8: \xff\xfe\xc3\x28 and a lone continuation \x80 byte.\n");
+    data.extend(
+        "Dropped characters: \u{4} \u{13} \u{6}\u{14}\u{16}\u{1d} \u{40000}\u{FFFFF} end.\n"
+            .as_bytes(),
+    );
+    data.extend(
+        "SentencePiece's space mark \u{2581} between words\u{2581}\u{2581}here.\n".as_bytes(),
+    );
+    data.extend(b"NUL bytes \0\0 in the middle\0 of text, and a tab\there.\r\n");
+    data.extend("Unicode: café, naïve, 日本語, emoji 😀, U+FFFD \u{FFFD}.\n".as_bytes());
+    data.extend(&[0xF0, 0x9F, 0x98]); // truncated 4-byte sequence at the very end
+    data
+}

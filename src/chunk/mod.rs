@@ -73,6 +73,17 @@ pub fn plan_chunks(data: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
     chunks
 }
 
+/// The most chunks [`plan_chunks`] can cut `len` bytes into: every chunk but the last keeps
+/// at least seven eighths of the target, and at least the target less three bytes.
+pub fn max_chunk_count(len: u64, target: usize) -> u64 {
+    let target = target.max(1) as u64;
+    if len <= target {
+        return u64::from(len > 0);
+    }
+    let shortest = (target - target / 8).min(target.saturating_sub(3)).max(1);
+    (len - 1) / shortest + 1
+}
+
 /// Length of the chunk that starts `rest`, which holds everything up to the end of the input
 /// or at least `target + 1` bytes of it: the cut depends on nothing further, so a streaming
 /// reader cuts exactly where [`plan_chunks`] does.
@@ -115,6 +126,20 @@ mod tests {
             assert_eq!(at, text.len());
         }
         assert!(plan_chunks(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn chunk_count_bound_holds() {
+        let text = "a line of text\nanother, longer line of text here\n".repeat(500);
+        let binary: Vec<u8> = (0..30_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for data in [text.as_bytes(), &binary[..]] {
+            for target in [1, 7, 64, 100, 1000, 4096, 1 << 20] {
+                for len in [0, 1, 99, 100, 101, data.len() / 3, data.len()] {
+                    let n = plan_chunks(&data[..len], target).len() as u64;
+                    assert!(n <= max_chunk_count(len as u64, target), "{len} {target}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -71,14 +71,23 @@ pub struct IoArgs {
 pub struct CompressArgs {
     #[command(flatten)]
     pub io: IoArgs,
-    /// Model: a name from `nzip model list` or a path to a GGUF file
-    /// [default: $NZIP_MODEL, else smollm2-135m-instruct-q4_1].
+    /// Compression level, also written -1 … -9: 1–2 byte model alone (no model file needed),
+    /// 3–5 SmolLM2 135M, 6–7 Gemma 3 270M, 8–9 Qwen2.5-Coder 1.5B; within a model, higher
+    /// levels cut bigger chunks (fewer bits, less parallelism). `nzip model list` shows them
+    /// [default: 5].
+    #[arg(long = "level", value_name = "1-9", value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub level: Option<u8>,
+    /// Level 1: the context-mixing byte model alone (about 1 MB/s per core, and no model file
+    /// needed to compress or decompress).
+    #[arg(long = "fast", conflicts_with_all = ["level", "best"])]
+    pub fast: bool,
+    /// Level 9: the biggest model (Qwen2.5-Coder 1.5B, 1.1 GB; meant for a GPU).
+    #[arg(long = "best", conflicts_with = "level")]
+    pub best: bool,
+    /// Model: a name from `nzip model list` or a path to a GGUF file, in place of the level's
+    /// [default: $NZIP_MODEL unless a level is given, else the level's model].
     #[arg(long = "model", value_name = "NAME|PATH")]
     pub model: Option<String>,
-    /// No language model: the context-mixing byte model alone (about 1 MB/s per core, and no
-    /// model file needed to compress or decompress).
-    #[arg(long = "fast", conflicts_with = "model")]
-    pub fast: bool,
     /// Decode each new archive and compare it with the input before writing it (and before
     /// --rm may remove the input).
     #[arg(long = "verify")]
@@ -87,8 +96,7 @@ pub struct CompressArgs {
     /// match model, mixer): for measuring what the ensemble adds.
     #[arg(long = "bare-llm", conflicts_with = "fast")]
     pub bare_llm: bool,
-    /// Target chunk size in bytes; chunks are coded independently
-    /// [default: 262144, or 524288 with --fast].
+    /// Target chunk size in bytes; chunks are coded independently [default: the level's].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
     pub chunk_size: Option<u64>,
     /// KV positions per chunk before the window slides.
@@ -185,7 +193,11 @@ pub enum ModelCommand {
     /// Download a model into the cache and verify it.
     Fetch {
         /// Model name [default: the default model].
+        #[arg(conflicts_with = "all")]
         name: Option<String>,
+        /// Every model of every level (about 1.5 GB).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -200,13 +212,17 @@ pub struct BenchArgs {
     /// Also run the bare LLM (no token ensemble), to show what the ensemble adds.
     #[arg(long, conflicts_with = "fast")]
     pub ablation: bool,
+    /// Levels to run side by side (e.g. 1,5,7,9) instead of the default level and --fast.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', conflicts_with = "fast",
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub levels: Option<Vec<u8>>,
     /// Use whole files instead of slices.
     #[arg(long, conflicts_with = "slice")]
     pub full: bool,
     /// Bytes taken from the start of each file [default: 8192; whole files with --fast].
     #[arg(long, value_name = "BYTES")]
     pub slice: Option<usize>,
-    /// Model name or GGUF path.
+    /// Model name or GGUF path, in place of the LLM levels' model.
     #[arg(long = "model", value_name = "NAME|PATH")]
     pub model: Option<String>,
     /// Threads for nzip.

@@ -5,8 +5,25 @@ pub mod args;
 use std::ffi::OsString;
 
 /// Rewrites gzip habits into subcommands: `nzip -d X` (or a cluster such as `-dc`) →
-/// `nzip decompress X`, `nzip -t X` → `nzip test X`, and `nzip FILE…` → `nzip compress FILE…`.
-pub fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
+/// `nzip decompress X`, `nzip -t X` → `nzip test X`, `nzip FILE…` → `nzip compress FILE…`,
+/// and levels `-1` … `-9` → `--level N`.
+pub fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut argv = subcommand(argv);
+    for a in argv.iter_mut().skip(2) {
+        match a.to_str() {
+            Some("--") => break,
+            Some(s)
+                if s.len() == 2 && s.starts_with('-') && matches!(s.as_bytes()[1], b'1'..=b'9') =>
+            {
+                *a = format!("--level={}", &s[1..]).into();
+            }
+            _ => {}
+        }
+    }
+    argv
+}
+
+fn subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
     const SUBCOMMANDS: &[&str] = &[
         "compress",
         "decompress",
@@ -91,5 +108,15 @@ mod tests {
         // A file named like a flag after `--` stays a file.
         assert_eq!(norm(&["-k", "--", "-d"]), ["compress", "-k", "--", "-d"]);
         assert_eq!(norm(&["info", "-d"]), ["info", "-d"]);
+        assert_eq!(norm(&["-9", "a"]), ["compress", "--level=9", "a"]);
+        assert_eq!(
+            norm(&["compress", "-1", "a"]),
+            ["compress", "--level=1", "a"]
+        );
+        assert_eq!(
+            norm(&["-3", "--", "-4"]),
+            ["compress", "--level=3", "--", "-4"]
+        );
+        assert_eq!(norm(&["-d", "-c", "a"]), ["decompress", "-c", "a"]);
     }
 }

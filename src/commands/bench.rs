@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use nzip::pipeline::{self, CompressOptions, DecompressOptions};
+use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::ensemble::TokenModelKind;
 use nzip::{models, Error, Result};
 
@@ -66,57 +66,75 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let threads = args
         .threads
         .map_or(pipeline::default_threads(), usize::from);
-    let llm = CompressOptions {
-        model: args
-            .model
-            .clone()
-            .unwrap_or_else(|| models::DEFAULT_MODEL.into()),
-        threads,
-        fetch: models::FetchPolicy::from_env(),
-        ..CompressOptions::default()
-    };
-    let fast = CompressOptions {
-        fast: true,
-        chunk_size: pipeline::DEFAULT_FAST_CHUNK_SIZE,
-        ..llm.clone()
+    let at_level = |n: u8| -> Result<CompressOptions> {
+        let level = levels::level(n)
+            .ok_or_else(|| Error::Usage(format!("no level {n}: levels go from 1 to 9")))?;
+        let mut opts = level.options();
+        if let (Some(m), Some(_)) = (&args.model, level.model) {
+            opts.model = m.clone();
+        }
+        opts.threads = threads;
+        opts.fetch = models::FetchPolicy::from_env();
+        Ok(opts)
     };
     let dopts = DecompressOptions {
         threads,
-        fetch: llm.fetch,
+        fetch: models::FetchPolicy::from_env(),
         ..DecompressOptions::default()
     };
-    let bare = CompressOptions {
-        token_model: TokenModelKind::Bare,
-        ..llm.clone()
-    };
-    let mut modes: Vec<(&str, &CompressOptions)> = Vec::new();
-    if args.ablation {
-        modes.push(("nzip-bare", &bare));
+    // Each column: a name and its options.
+    let mut modes: Vec<(String, CompressOptions)> = Vec::new();
+    if let Some(list) = &args.levels {
+        for &n in list {
+            let opts = at_level(n)?;
+            if args.ablation && !opts.fast {
+                let bare = CompressOptions {
+                    token_model: TokenModelKind::Bare,
+                    ..opts.clone()
+                };
+                modes.push((format!("nzip -{n} bare"), bare));
+            }
+            modes.push((format!("nzip -{n}"), opts));
+        }
+    } else {
+        let llm = at_level(levels::DEFAULT_LEVEL)?;
+        if args.ablation {
+            let bare = CompressOptions {
+                token_model: TokenModelKind::Bare,
+                ..llm.clone()
+            };
+            modes.push(("nzip-bare".into(), bare));
+        }
+        if !args.fast {
+            modes.push(("nzip".into(), llm));
+        }
+        modes.push(("nzip-fast".into(), at_level(levels::MIN_LEVEL)?));
     }
-    if !args.fast {
-        modes.push(("nzip", &llm));
-    }
-    modes.push(("nzip-fast", &fast));
     let tools: [(&str, &str, &[&str]); 3] = [
         ("gzip -9", "gzip", &["-9", "-c"]),
         ("xz -9e", "xz", &["-9e", "-c", "-T1"]),
         ("zstd -19", "zstd", &["-19", "-c", "-q"]),
     ];
-    let mut columns: Vec<&str> = modes.iter().map(|m| m.0).collect();
+    let mut columns: Vec<&str> = modes.iter().map(|m| m.0.as_str()).collect();
     columns.extend(tools.iter().map(|t| t.0));
 
     println!(
-        "nzip bench: {}; {threads} threads; LLM mode: model {}, chunk {} B, window {}; fast \
-         mode: chunk {} B",
+        "nzip bench: {}; {threads} threads",
         match slice {
             Some(n) => format!("first {n} bytes of each file"),
             None => "whole files".into(),
         },
-        llm.model,
-        llm.chunk_size,
-        llm.window,
-        fast.chunk_size,
     );
+    for (name, opts) in &modes {
+        if opts.fast {
+            println!("  {name}: byte model alone, chunk {} B", opts.chunk_size);
+        } else {
+            println!(
+                "  {name}: model {}, chunk {} B, window {}, {:?} token model",
+                opts.model, opts.chunk_size, opts.window, opts.token_model
+            );
+        }
+    }
     let mut rows: Vec<(String, u64, Vec<Option<Measured>>)> = Vec::new();
     let mut all_ok = true;
     for file in files {
@@ -159,7 +177,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         rows.push((name, data.len() as u64, results));
     }
 
-    let width = 10;
+    let width = columns.iter().map(|c| c.len()).max().unwrap_or(0).max(9);
     let header = |title: &str| {
         print!("\n{title}\n{:<16} {:>9}", "file", "bytes");
         for c in &columns {

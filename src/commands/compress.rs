@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use nzip::pipeline::{self, CompressOptions, DecompressOptions};
+use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::ensemble::TokenModelKind;
 use nzip::{models, Error, Result};
 
@@ -86,39 +86,60 @@ fn verify(
 pub fn run(args: &CompressArgs) -> Result<()> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
-    let defaults = CompressOptions::default();
-    let opts = CompressOptions {
-        model: args
-            .model
-            .clone()
-            .or_else(|| std::env::var("NZIP_MODEL").ok().filter(|m| !m.is_empty()))
-            .unwrap_or_else(|| models::DEFAULT_MODEL.to_string()),
-        fast: args.fast,
-        always_llm: false,
+    let opts = options(args)?;
+    for file in &files {
+        compress_one(file, args, &opts)?;
+    }
+    Ok(())
+}
+
+/// The level's settings with the explicit flags on top.
+fn options(args: &CompressArgs) -> Result<CompressOptions> {
+    let chosen = if args.fast {
+        Some(levels::MIN_LEVEL)
+    } else if args.best {
+        Some(levels::MAX_LEVEL)
+    } else {
+        args.level
+    };
+    let level = levels::level(chosen.unwrap_or(levels::DEFAULT_LEVEL))
+        .ok_or_else(|| Error::Usage("levels go from 1 to 9".into()))?;
+    let base = level.options();
+    if level.model.is_none() && args.model.is_some() {
+        return Err(Error::Usage(format!(
+            "level {} uses no language model; --model needs level 3 or above",
+            level.level
+        )));
+    }
+    if level.model.is_none() && args.bare_llm {
+        return Err(Error::Usage(format!(
+            "level {} uses no language model; --bare-llm needs level 3 or above",
+            level.level
+        )));
+    }
+    // $NZIP_MODEL stands in for the default level's model, not for a level asked for.
+    let from_env = std::env::var("NZIP_MODEL").ok().filter(|m| !m.is_empty());
+    let model = match (&args.model, chosen) {
+        (Some(m), _) => m.clone(),
+        (None, None) => from_env.unwrap_or(base.model.clone()),
+        (None, Some(_)) => base.model.clone(),
+    };
+    Ok(CompressOptions {
+        model,
         token_model: if args.bare_llm {
             TokenModelKind::Bare
         } else {
             TokenModelKind::Ensemble
         },
-        chunk_size: args.chunk_size.map_or(
-            if args.fast {
-                pipeline::DEFAULT_FAST_CHUNK_SIZE
-            } else {
-                pipeline::DEFAULT_CHUNK_SIZE
-            },
-            |c| c as usize,
-        ),
-        window: args.window.unwrap_or(defaults.window),
-        slide: args.slide.unwrap_or(defaults.slide),
-        sinks: args.sinks.unwrap_or(defaults.sinks),
-        seqs: args.seqs.unwrap_or(defaults.seqs),
-        threads: io.threads.map_or(defaults.threads, usize::from),
+        chunk_size: args.chunk_size.map_or(base.chunk_size, |c| c as usize),
+        window: args.window.unwrap_or(base.window),
+        slide: args.slide.unwrap_or(base.slide),
+        sinks: args.sinks.unwrap_or(base.sinks),
+        seqs: args.seqs.unwrap_or(base.seqs),
+        threads: args.io.threads.map_or(base.threads, usize::from),
         fetch: models::FetchPolicy::from_env(),
-    };
-    for file in &files {
-        compress_one(file, args, &opts)?;
-    }
-    Ok(())
+        ..base
+    })
 }
 
 fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `nzip model list` and `nzip model fetch`.
 
 use nzip::models::{self, FetchPolicy};
+use nzip::pipeline::levels;
 use nzip::{Error, Result};
 
 use crate::cli::args::ModelCommand;
@@ -16,30 +17,56 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
                 } else {
                     "not installed"
                 };
-                let default = if m.name == models::DEFAULT_MODEL {
-                    " (default)"
-                } else {
-                    ""
-                };
-                println!("{}{default}: {} MB, {state}", m.name, m.size / 1_000_000);
+                let at: Vec<String> = levels::LEVELS
+                    .iter()
+                    .filter(|l| l.model == Some(m.name.as_str()))
+                    .map(|l| format!("-{}", l.level))
+                    .collect();
+                let mut roles = Vec::new();
+                if m.name == models::DEFAULT_MODEL {
+                    roles.push("default".to_string());
+                }
+                if !at.is_empty() {
+                    roles.push(format!("levels {}", at.join(" ")));
+                }
+                println!(
+                    "{} ({}): {} MB, {state}",
+                    m.name,
+                    roles.join("; "),
+                    m.size / 1_000_000
+                );
                 println!("    {}; license {}", m.description, m.license);
+                println!(
+                    "    {:.3} bits per byte, {:.0} tokens/s ({})",
+                    m.measured.bits_per_byte, m.measured.tokens_per_second, m.measured.on
+                );
+            }
+            println!("levels (-1 … -9, or --level N; --fast is -1, --best is -9):");
+            for l in &levels::LEVELS {
+                println!("  -{}  {}", l.level, l.summary);
             }
             Ok(())
         }
-        ModelCommand::Fetch { name } => {
-            let name = name.as_deref().unwrap_or(models::DEFAULT_MODEL);
-            let m = models::manifest(name).ok_or_else(|| Error::UnknownModel {
-                name: name.to_string(),
-                hint: "see `nzip model list`".into(),
-            })?;
-            let file = models::resolve(&m.name, FetchPolicy::Auto)?;
-            println!(
-                "{} ({} bytes, sha256 {}) at {}",
-                file.name,
-                file.size,
-                models::hex(&file.sha256),
-                file.path.display()
-            );
+        ModelCommand::Fetch { name, all } => {
+            let wanted: Vec<models::Manifest> = if *all {
+                models::manifests()
+            } else {
+                let name = name.as_deref().unwrap_or(models::DEFAULT_MODEL);
+                vec![models::manifest(name).ok_or_else(|| Error::UnknownModel {
+                    name: name.to_string(),
+                    hint: "see `nzip model list`".into(),
+                })?]
+            };
+            for m in wanted {
+                let file = models::resolve(&m.name, FetchPolicy::Auto)?;
+                println!(
+                    "{} ({} bytes, sha256 {}) at {}",
+                    file.name,
+                    file.size,
+                    models::hex(&file.sha256),
+                    file.path.display()
+                );
+            }
             Ok(())
         }
     }

@@ -10,11 +10,19 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// The model tiers' manifest names (see `pipeline::levels`).
+pub const SMOLLM2: &str = "smollm2-135m-instruct-q4_1";
+pub const GEMMA3_270M: &str = "gemma3-270m-q4_k_m";
+pub const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m";
 /// The model used when none is named.
-pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct-q4_1";
+pub const DEFAULT_MODEL: &str = SMOLLM2;
 
 /// Manifests shipped with nzip, in tier order.
-const MANIFESTS: &[&str] = &[include_str!("../../models/smollm2-135m-instruct-q4_1.toml")];
+const MANIFESTS: &[&str] = &[
+    include_str!("../../models/smollm2-135m-instruct-q4_1.toml"),
+    include_str!("../../models/gemma3-270m-q4_k_m.toml"),
+    include_str!("../../models/qwen2.5-coder-1.5b-instruct-q4_k_m.toml"),
+];
 
 /// One piece of a model file inside a PyPI wheel.
 #[derive(Clone, Debug, Deserialize)]
@@ -29,6 +37,9 @@ pub struct Part {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Manifest {
     pub name: String,
+    /// Shorter names `--model` accepts; archives always record `name`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     pub description: String,
     pub license: String,
     pub size: u64,
@@ -37,6 +48,17 @@ pub struct Manifest {
     pub start_token: u32,
     /// Pieces concatenated in order form the GGUF file.
     pub parts: Vec<Part>,
+    /// What nzip measured with this model, for `nzip model list`.
+    pub measured: Measured,
+}
+
+/// A model's measured ratio and speed, and where they were measured.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Measured {
+    pub bits_per_byte: f64,
+    pub tokens_per_second: f64,
+    /// Input, settings, machine and date.
+    pub on: String,
 }
 
 pub fn manifests() -> Vec<Manifest> {
@@ -47,7 +69,9 @@ pub fn manifests() -> Vec<Manifest> {
 }
 
 pub fn manifest(name: &str) -> Option<Manifest> {
-    manifests().into_iter().find(|m| m.name == name)
+    manifests()
+        .into_iter()
+        .find(|m| m.name == name || m.aliases.iter().any(|a| a == name))
 }
 
 /// The model cache: `NZIP_MODEL_DIR`, else `$XDG_CACHE_HOME/nzip/models`, else

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::{thread_pool, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
-use crate::chunk::{next_cut, Schedule};
+use crate::chunk::{self, next_cut, Schedule};
 use crate::codec;
 use crate::codec::encode::{ChunkEncoder, CHECKPOINT};
 use crate::container::header::{read_full, ByteModelKind, VERSION};
@@ -97,11 +97,20 @@ pub fn compress_stream(
     }
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let lm = LanguageModel::load(&model_file.path)?;
+    // A context holds window × seqs positions; an input of fewer chunks than seqs needs no
+    // more sequences than it has chunks (Qwen 1.5B: 28 KB of KV cache per position).
+    let seqs = match size {
+        Some(n) => {
+            let chunks = chunk::max_chunk_count(n, opts.chunk_size).max(1);
+            opts.seqs.min(u32::try_from(chunks).unwrap_or(u32::MAX))
+        }
+        None => opts.seqs,
+    };
     let schedule = Schedule {
         window: opts.window,
         slide: opts.slide,
         sinks: opts.sinks,
-        seqs: opts.seqs,
+        seqs,
         start_token: model_file.start_token,
     };
     schedule

@@ -4,6 +4,7 @@
 
 mod compress;
 mod decompress;
+pub mod levels;
 
 pub use compress::{compress, compress_stream, CompressStats};
 pub use decompress::{decompress, decompress_range, decompress_stream};

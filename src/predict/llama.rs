@@ -61,8 +61,16 @@ pub struct LanguageModel {
 impl LanguageModel {
     /// Loads the model for CPU inference.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, LlamaModelParams::default().with_n_gpu_layers(0))
+    }
+
+    /// Loads only the tokenizer: enough to segment and tokenize, no weights read.
+    pub fn load_vocab_only(path: &Path) -> Result<Self> {
+        Self::load_with(path, LlamaModelParams::default().with_vocab_only(true))
+    }
+
+    fn load_with(path: &Path, params: LlamaModelParams) -> Result<Self> {
         let backend = backend()?;
-        let params = LlamaModelParams::default().with_n_gpu_layers(0);
         let _turn = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let model = LlamaModel::load_from_file(backend, path, &params)
             .map_err(|e| Error::Llama(format!("loading {}: {e}", path.display())))?;

@@ -30,14 +30,17 @@ pub struct Span {
 
 /// Whether the tokenizer can be trusted with this character.
 ///
-/// Excluded: C0 controls other than tab, LF and CR (several are silently dropped: U+0004,
-/// U+0006, U+0013, U+0014, U+0016, U+001D were seen), DEL and the C1 controls (conservative),
-/// and everything from U+40000 up (U+40000–U+FFFFF were seen dropped; the planes above are
-/// private use). What slips through is still caught by the round-trip check.
+/// The rule covers every model tier (`examples/tokenizer_probe.rs` tries every code point):
+/// C0 controls other than tab, LF and CR (SmolLM2 drops U+0004, U+0006, U+0013, U+0014,
+/// U+0016, U+001D), DEL and the C1 controls (conservative), everything from U+40000 up
+/// (SmolLM2 mangles U+40000–U+BFFFF; the planes above are private use), and U+2581, the space
+/// mark of SentencePiece vocabularies, which Gemma's gives back as a space. Qwen's byte-level
+/// vocabulary carries every code point. What slips through is still caught by the round-trip
+/// check.
 pub fn is_tokenizer_safe(c: char) -> bool {
     match c {
         '\t' | '\n' | '\r' => true,
-        '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}' => false,
+        '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}' | '\u{2581}' => false,
         c => (c as u32) < 0x40000,
     }
 }
