@@ -133,8 +133,62 @@ fn model_list_shows_the_default() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "smollm2-135m-instruct-q4_1 (default)",
-        ));
+            "smollm2-135m-instruct-q4_1 (default; levels -3 -4 -5)",
+        ))
+        .stdout(predicate::str::contains("-9  Qwen2.5-Coder 1.5B"));
+}
+
+/// The archive's header fields as `nzip info --json` prints them.
+fn info_json(archive: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&nzip_stdout(&["info", "--json"], archive)).unwrap()
+}
+
+#[test]
+fn levels_choose_the_tier_and_chunk_size() {
+    let text = b"Levels choose the model tier and the chunk size; the archive records both.\n";
+    let (dir, input) = file_with("l.txt", text);
+    let archive = dir.path().join("l.txt.nz");
+    for (flags, model, chunk) in [
+        (&["-1"][..], None, 524_288),
+        (&["--fast"][..], None, 524_288),
+        (&["-2"][..], None, 2_097_152),
+        (&["compress", "--level", "2"][..], None, 2_097_152),
+        (&["-3"][..], Some("smollm2-135m-instruct-q4_1"), 16_384),
+        (
+            &["-4", "--chunk-size", "5000"][..],
+            Some("smollm2-135m-instruct-q4_1"),
+            5000,
+        ),
+    ] {
+        nzip().args(flags).arg("-f").arg(&input).assert().success();
+        let v = info_json(&archive);
+        assert_eq!(v["chunk_target"], chunk, "{flags:?}");
+        assert_eq!(v["model"]["name"].as_str(), model, "{flags:?}");
+        let back = nzip_stdout(&["-dc"], &archive);
+        assert_eq!(back, text);
+    }
+    // $NZIP_MODEL stands in for the default level's model only.
+    nzip()
+        .env("NZIP_MODEL", "/nonexistent/model.gguf")
+        .args(["-1", "-f"])
+        .arg(&input)
+        .assert()
+        .success();
+    nzip()
+        .env("NZIP_MODEL", "/nonexistent/model.gguf")
+        .arg("-f")
+        .arg(&input)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/nonexistent/model.gguf"));
+    for bad in [
+        &["-2", "--model", "smollm2-135m"][..],
+        &["--fast", "--best"][..],
+        &["-0"][..],
+        &["--level", "10"][..],
+    ] {
+        nzip().args(bad).arg("-f").arg(&input).assert().code(2);
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::ensemble::TokenModelKind;
+use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
 use crate::cli::args::BenchArgs;
@@ -149,8 +150,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut results = Vec::new();
         for (mode, opts) in &modes {
             let t = Instant::now();
+            let llm_before = LlmTimes::now();
             let archive = pipeline::compress(&data, opts, &|_| {})?;
             let compress_s = t.elapsed().as_secs_f64();
+            let llm = LlmTimes::now().since(&llm_before);
             let t = Instant::now();
             let mut back = Vec::with_capacity(data.len());
             let ok =
@@ -160,9 +163,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 eprintln!("{name}: {mode} round trip FAILED");
                 all_ok = false;
             }
+            let model_share = if llm.tokens > 0 {
+                let decode = llm.decode.as_secs_f64().max(1e-9);
+                format!(
+                    "; compress: model {:.0} tokens/s, {:.1}% more in the rest of each step, \
+                     {:.1}% outside the steps",
+                    llm.tokens as f64 / decode,
+                    100.0 * llm.rest.as_secs_f64() / decode,
+                    100.0 * (compress_s - decode - llm.rest.as_secs_f64()).max(0.0) / decode
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
                 "{name}: {mode} {:.3} bits per byte, compress {compress_s:.1} s, decompress \
-                 {decompress_s:.1} s",
+                 {decompress_s:.1} s{model_share}",
                 8.0 * archive.len() as f64 / data.len().max(1) as f64
             );
             results.push(Some(Measured {

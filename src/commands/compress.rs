@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::ensemble::TokenModelKind;
+use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
@@ -170,6 +171,7 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
     };
     let bar = progress::bar(input.size, "compress", io.quiet);
     let started = std::time::Instant::now();
+    let llm_before = LlmTimes::now();
     let mut reader = Hashing::new(input.reader);
     // Written through a buffer: frame headers are a few bytes each.
     let mut kept = Vec::new();
@@ -214,6 +216,7 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
         stats.original_bytes,
         stats.archive_bytes,
         started.elapsed(),
+        &llm_before,
     );
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;

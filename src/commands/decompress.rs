@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nzip::pipeline::{self, DecompressOptions};
+use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
@@ -84,6 +85,7 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         .unwrap_or(Path::new("<stdout>"))
         .to_path_buf();
     let started = std::time::Instant::now();
+    let llm_before = LlmTimes::now();
     let mut sink = std::io::BufWriter::with_capacity(1 << 20, out.writer());
     let mut writes = WriteErrors::new(&mut sink);
     let (outcome, archive_bytes) = match source {
@@ -135,7 +137,14 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         Err(e) => return Err(e),
     };
     out.commit(file)?;
-    report(io, file, written, archive_bytes, started.elapsed());
+    report(
+        io,
+        file,
+        written,
+        archive_bytes,
+        started.elapsed(),
+        &llm_before,
+    );
     if io.rm && !input::is_stdin(file) && dest.is_some() {
         std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
     }

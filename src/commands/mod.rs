@@ -13,6 +13,7 @@ pub mod test;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nzip::predict::llama::LlmTimes;
 use nzip::{Error, Result};
 
 use crate::cli::args::IoArgs;
@@ -30,11 +31,20 @@ pub fn inputs(files: &[PathBuf], output: Option<&Path>) -> Result<Vec<PathBuf>> 
     Ok(files)
 }
 
-/// The one-line summary on stderr (with -v), like `zstd -v`.
-pub fn report(io: &IoArgs, file: &Path, original: u64, compressed: u64, took: Duration) {
+/// The one-line summary on stderr (with -v), like `zstd -v`, and where the LLM's time went
+/// since `llm_before`.
+pub fn report(
+    io: &IoArgs,
+    file: &Path,
+    original: u64,
+    compressed: u64,
+    took: Duration,
+    llm_before: &LlmTimes,
+) {
     if io.quiet || !io.verbose {
         return;
     }
+    let llm = LlmTimes::now().since(llm_before);
     let bpb = if original > 0 {
         8.0 * compressed as f64 / original as f64
     } else {
@@ -47,4 +57,16 @@ pub fn report(io: &IoArgs, file: &Path, original: u64, compressed: u64, took: Du
         secs,
         original as f64 / secs / 1000.0
     );
+    if llm.tokens > 0 {
+        let decode = llm.decode.as_secs_f64().max(1e-9);
+        eprintln!(
+            "  LLM: {} tokens in {} steps; model {decode:.1} s ({:.0} tokens/s), the rest of \
+             each step {:.2} s ({:.1}% of the model's time)",
+            llm.tokens,
+            llm.steps,
+            llm.tokens as f64 / decode,
+            llm.rest.as_secs_f64(),
+            100.0 * llm.rest.as_secs_f64() / decode
+        );
+    }
 }

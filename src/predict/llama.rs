@@ -9,7 +9,9 @@
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -42,6 +44,52 @@ fn backend() -> Result<&'static LlamaBackend> {
         })
         .as_ref()
         .map_err(|e| Error::Llama(format!("backend init: {e}")))
+}
+
+/// Where LLM time went, summed over every group runner in the process (for `-v` and
+/// `nzip bench`: the model's own speed is the bar the rest of the pipeline is held to).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LlmTimes {
+    /// Tokens fed to the model (one per chunk per step).
+    pub tokens: u64,
+    /// `decode` calls.
+    pub steps: u64,
+    /// Inside llama.cpp's `decode`.
+    pub decode: Duration,
+    /// Everything else of a step: batch building, KV slides, and the drivers (ensemble,
+    /// quantization, range coding, segment bookkeeping).
+    pub rest: Duration,
+}
+
+impl LlmTimes {
+    /// The process's totals so far; subtract an earlier snapshot to time one piece of work.
+    pub fn now() -> Self {
+        Self {
+            tokens: TIMES[0].load(Ordering::Relaxed),
+            steps: TIMES[1].load(Ordering::Relaxed),
+            decode: Duration::from_nanos(TIMES[2].load(Ordering::Relaxed)),
+            rest: Duration::from_nanos(TIMES[3].load(Ordering::Relaxed)),
+        }
+    }
+
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            tokens: self.tokens - earlier.tokens,
+            steps: self.steps - earlier.steps,
+            decode: self.decode.saturating_sub(earlier.decode),
+            rest: self.rest.saturating_sub(earlier.rest),
+        }
+    }
+}
+
+/// tokens, steps, decode nanoseconds, other nanoseconds.
+static TIMES: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+fn add_time(slot: usize, took: Duration) {
+    TIMES[slot].fetch_add(
+        u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 /// Receives the logits that predict a chunk's next token and names the token to feed next.
@@ -207,6 +255,7 @@ impl GroupRunner<'_> {
         let steps = n_tokens.iter().copied().max().unwrap_or(0);
         let mut active: Vec<usize> = Vec::with_capacity(drivers.len());
         for t in 0..steps {
+            let step_started = Instant::now();
             active.clear();
             active.extend((0..drivers.len()).filter(|&i| t < n_tokens[i]));
             self.batch.clear();
@@ -232,9 +281,11 @@ impl GroupRunner<'_> {
                     .map_err(|e| Error::Llama(format!("building a batch: {e}")))?;
                 position[i] += 1;
             }
+            let decode_started = Instant::now();
             self.ctx
                 .decode(&mut self.batch)
                 .map_err(|e| Error::Llama(format!("decode at step {t}: {e}")))?;
+            let decode_took = decode_started.elapsed();
             let ctx = &self.ctx;
             let logits: Vec<&[f32]> = (0..active.len())
                 .map(|slot| ctx.get_logits_ith(slot as i32))
@@ -260,7 +311,12 @@ impl GroupRunner<'_> {
                     *n = d.next_token(l)?;
                     Ok(())
                 })?;
-            if on_step(t + 1, drivers).is_break() {
+            let stop = on_step(t + 1, drivers).is_break();
+            TIMES[0].fetch_add(active.len() as u64, Ordering::Relaxed);
+            TIMES[1].fetch_add(1, Ordering::Relaxed);
+            add_time(2, decode_took);
+            add_time(3, step_started.elapsed().saturating_sub(decode_took));
+            if stop {
                 return Ok(false);
             }
         }
