@@ -14,13 +14,25 @@ pub const TOTAL: u32 = 1 << PRECISION;
 /// then the floor frequency of 1). 2^-40 of the top weight is far below what 24 bits resolve.
 const MIN_EXP2: f64 = -40.0;
 
-/// Fixed-point weight of `2^y` for `y` in `[MIN_EXP2, 0]`, scaled so that `y = 0` gives `2^32`.
-///
-/// `2^f` for the fractional part uses a degree-8 Taylor polynomial of `e^(f ln 2)` evaluated in
-/// Horner form; its accuracy (~1e-8 relative) only affects compression, never correctness,
-/// because encoder and decoder evaluate the very same IEEE operations.
-#[inline]
-pub(crate) fn exp2_fixed(y: f64) -> u64 {
+/// `2^f` for `f` in `[0, 1)`: a degree-8 Taylor polynomial of `e^(f ln 2)` in Horner form. Its
+/// accuracy (~1e-8 relative) only affects compression, never correctness, because encoder and
+/// decoder evaluate the very same IEEE operations.
+#[inline(always)]
+fn exp2_fraction(f: f64) -> f64 {
+    let x = f * std::f64::consts::LN_2;
+    1.0 + x
+        * (1.0
+            + x * (0.5
+                + x * (1.0 / 6.0
+                    + x * (1.0 / 24.0
+                        + x * (1.0 / 120.0
+                            + x * (1.0 / 720.0 + x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))))
+}
+
+/// Fixed-point weight of `2^y` for `y` in `[MIN_EXP2, 0]`, scaled so that `y = 0` gives `2^32`:
+/// the definition that [`softmax_weights`] computes faster, kept as the tests' reference.
+#[cfg(test)]
+fn exp2_fixed(y: f64) -> u64 {
     if y.is_nan() || y < MIN_EXP2 {
         return 0;
     }
@@ -30,18 +42,132 @@ pub(crate) fn exp2_fixed(y: f64) -> u64 {
     if (k as f64) > y {
         k -= 1;
     }
-    let f = y - k as f64; // in [0, 1)
-    let x = f * std::f64::consts::LN_2;
-    let p = 1.0
-        + x * (1.0
-            + x * (0.5
-                + x * (1.0 / 6.0
-                    + x * (1.0 / 24.0
-                        + x * (1.0 / 120.0
-                            + x * (1.0 / 720.0 + x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))));
+    let p = exp2_fraction(y - k as f64);
     // p in [1, 2): m in [2^32, 2^33).
     let m = (p * 4_294_967_296.0) as u64;
     m >> (-k) as u32
+}
+
+/// `1.5 * 2^52`: adding it to an `f64` of magnitude below `2^51` rounds to an integer, and
+/// that integer is then the low bits of the sum's representation. Floors and integer
+/// conversions built on it are plain IEEE additions, so they vectorize on every x86-64 and
+/// give exactly what `floor` and `as` give.
+const MAGIC: f64 = 6_755_399_441_055_744.0;
+
+/// `floor(v)` for `|v| < 2^51`.
+#[inline(always)]
+fn floor_small(v: f64) -> f64 {
+    let nearest = (v + MAGIC) - MAGIC;
+    if nearest > v {
+        nearest - 1.0
+    } else {
+        nearest
+    }
+}
+
+/// `v as u64` for an integer-valued `v` in `[0, 2^51)`.
+#[inline(always)]
+fn small_to_u64(v: f64) -> u64 {
+    (v + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits())
+}
+
+/// `n as f64` for `n < 2^51`.
+#[inline(always)]
+fn u64_to_small(n: u64) -> f64 {
+    f64::from_bits(MAGIC.to_bits() + n) - MAGIC
+}
+
+/// [`exp2_fixed`] of `(logit - max) * log2(e)`, computed without branches, shifts by a variable
+/// or integer conversions so that the loop over a vocabulary vectorizes. Bit for bit the same
+/// as the scalar definition: `floor` and the power of two are exact, and
+/// `trunc(p * 2^32) >> -k` equals `floor(p * 2^32 * 2^k)` because scaling by `2^k` is exact and
+/// flooring twice by a power of two is flooring once (tested against [`exp2_fixed`]).
+#[inline(always)]
+fn softmax_weight(logit: f32, max: f64) -> u64 {
+    let y = (logit as f64 - max) * std::f64::consts::LOG2_E;
+    let valid = y >= MIN_EXP2; // false for NaN
+    let y = if valid && y <= 0.0 { y } else { 0.0 };
+    let k = floor_small(y);
+    let p = exp2_fraction(y - k);
+    // 2^k from its exponent field: k + 1023 is in [983, 1023].
+    let biased = small_to_u64(k + 1023.0);
+    let weight = floor_small(p * 4_294_967_296.0 * f64::from_bits(biased << 52));
+    if valid {
+        small_to_u64(weight)
+    } else {
+        0
+    }
+}
+
+fn softmax_weights_portable(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
+    let mut sum = 0u64;
+    for (w, &l) in out.iter_mut().zip(logits) {
+        *w = softmax_weight(l, max);
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+/// The same loop compiled for AVX2 (four lanes instead of SSE2's two). Only the vector width
+/// changes: no FMA is enabled and Rust never contracts `a * b + c`, so the bits are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn softmax_weights_avx2(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
+    softmax_weights_portable(logits, max, out)
+}
+
+/// Softmax of `logits` (temperature 1) as fixed-point weights, [`exp2_fixed`] of each logit's
+/// distance to the maximum in binary orders of magnitude (the top logit gets `2^32`); returns
+/// their sum. Degenerate output (no finite maximum: all `-inf` or NaN) gives every symbol
+/// weight 1, identically on both sides.
+pub fn softmax_weights(logits: &[f32], out: &mut Vec<u64>) -> u64 {
+    let max = max_logit(logits);
+    out.clear();
+    if !max.is_finite() {
+        out.resize(logits.len(), 1);
+        return logits.len() as u64;
+    }
+    out.resize(logits.len(), 0);
+    let max = max as f64;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { softmax_weights_avx2(logits, max, out) };
+    }
+    softmax_weights_portable(logits, max, out)
+}
+
+/// The largest logit, NaNs ignored (`-inf` if there is none). Eight running maxima let the
+/// loop vectorize; which of `0.0` and `-0.0` wins may differ from a plain scan, and does not
+/// matter: both give the top logit `y = ±0`, weight `2^32`.
+fn max_logit(logits: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut groups = logits.chunks_exact(8);
+    for group in &mut groups {
+        for (m, &l) in lanes.iter_mut().zip(group) {
+            *m = if l > *m { l } else { *m };
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &l in lanes.iter().chain(groups.remainder()) {
+        if l > max {
+            max = l;
+        }
+    }
+    max
+}
+
+/// `out[i] = floor(weights[i] * factor)`, as `(w as f64 * factor) as u64` computes it, for
+/// products below `2^51` (the caller's bound), vectorizable; returns their sum.
+pub fn scale_weights(weights: &[u64], factor: f64, out: &mut Vec<u64>) -> u64 {
+    out.clear();
+    out.resize(weights.len(), 0);
+    let mut sum = 0u64;
+    for (o, &w) in out.iter_mut().zip(weights) {
+        *o = small_to_u64(floor_small(u64_to_small(w) * factor));
+        sum = sum.wrapping_add(*o);
+    }
+    sum
 }
 
 /// Reusable buffers that turn one logit vector into a CDF without allocating per token.
@@ -58,26 +184,7 @@ impl Quantizer {
     /// Softmax of `logits` (temperature 1) written into `cdf` as an integer CDF of
     /// `logits.len() + 1` entries from 0 to [`TOTAL`], every symbol getting at least 1.
     pub fn logits_to_cdf(&mut self, logits: &[f32], cdf: &mut Vec<u32>) {
-        let mut max = f32::NEG_INFINITY;
-        for &l in logits {
-            if l > max {
-                max = l;
-            }
-        }
-        if !max.is_finite() {
-            // Degenerate output (all -inf or NaN): fall back to uniform, identically on both sides.
-            self.weights.clear();
-            self.weights.resize(logits.len(), 1);
-            weights_to_cdf(&self.weights, cdf);
-            return;
-        }
-        let max = max as f64;
-        self.weights.clear();
-        self.weights.extend(
-            logits
-                .iter()
-                .map(|&l| exp2_fixed((l as f64 - max) * std::f64::consts::LOG2_E)),
-        );
+        softmax_weights(logits, &mut self.weights);
         weights_to_cdf(&self.weights, cdf);
     }
 }
@@ -87,30 +194,45 @@ impl Quantizer {
 ///
 /// Panics if there are no symbols or more than `TOTAL / 2` of them (a programming error).
 pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { weights_to_cdf_avx2(weights, cdf) };
+    }
+    weights_to_cdf_portable(weights, cdf)
+}
+
+/// Integer arithmetic only: any instruction set gives the same CDF.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn weights_to_cdf_avx2(weights: &[u64], cdf: &mut Vec<u32>) {
+    weights_to_cdf_portable(weights, cdf)
+}
+
+#[inline(always)]
+fn weights_to_cdf_portable(weights: &[u64], cdf: &mut Vec<u32>) {
     let n = weights.len();
     assert!(
         n > 0 && n <= (TOTAL / 2) as usize,
         "symbol count {n} out of range"
     );
     let budget = (TOTAL as u64) - n as u64; // what remains after the floor of 1 each
-    let sum: u64 = weights.iter().sum();
-    let mut heaviest = 0;
-    for (i, &w) in weights.iter().enumerate() {
-        if w > weights[heaviest] {
-            heaviest = i;
-        }
+    let (mut sum, mut top) = (0u64, 0u64);
+    for &w in weights {
+        sum += w;
+        top = top.max(w);
     }
+    let heaviest = weights.iter().position(|&w| w == top).unwrap_or(0);
     cdf.clear();
-    cdf.reserve(n + 1);
-    cdf.push(0);
+    cdf.resize(n + 1, 0);
     if sum == 0 {
         // Uniform: spread the budget evenly, remainder to symbol 0.
         let each = budget / n as u64;
         let extra = budget - each * n as u64;
         let mut acc = 0u64;
-        for i in 0..n {
+        for (i, c) in cdf[1..].iter_mut().enumerate() {
             acc += 1 + each + if i == 0 { extra } else { 0 };
-            cdf.push(acc as u32);
+            *c = acc as u32;
         }
         return;
     }
@@ -119,15 +241,21 @@ pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
     let scale: u128 = ((budget as u128) << 64) / sum as u128;
     let mut given = 0u64;
     let mut acc = 0u64;
-    let mut q_heaviest = 0u64;
-    for (i, &w) in weights.iter().enumerate() {
-        let q = ((w as u128 * scale) >> 64) as u64;
-        given += q;
-        if i == heaviest {
-            q_heaviest = q;
+    if let Ok(scale) = u64::try_from(scale) {
+        // The usual case (sum >= budget): one 64×64-bit multiply per symbol.
+        for (c, &w) in cdf[1..].iter_mut().zip(weights) {
+            let q = ((w as u128 * scale as u128) >> 64) as u64;
+            given += q;
+            acc += 1 + q;
+            *c = acc as u32;
         }
-        acc += 1 + q;
-        cdf.push(acc as u32);
+    } else {
+        for (c, &w) in cdf[1..].iter_mut().zip(weights) {
+            let q = ((w as u128 * scale) >> 64) as u64;
+            given += q;
+            acc += 1 + q;
+            *c = acc as u32;
+        }
     }
     let remainder = budget - given;
     if remainder > 0 {
@@ -136,7 +264,6 @@ pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
             *c += remainder as u32;
         }
     }
-    debug_assert!(q_heaviest + remainder < TOTAL as u64);
     debug_assert_eq!(*cdf.last().unwrap(), TOTAL);
 }
 
@@ -162,6 +289,82 @@ mod tests {
         assert_eq!(exp2_fixed(f64::NAN), 0);
         let half = exp2_fixed(-0.5) as f64 / (1u64 << 32) as f64;
         assert!((half - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-8);
+    }
+
+    /// The vectorized weights are the scalar definition's, bit for bit.
+    #[test]
+    fn softmax_weights_match_exp2_fixed() {
+        let mut logits: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            27.725887,
+            -27.725887,
+            27.7259,
+            -27.7259,
+            28.0,
+            -28.0,
+            f32::NAN,
+            f32::NEG_INFINITY,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            7.0,
+            -7.0,
+            20.0,
+            -20.0,
+        ];
+        // Every grid point and its neighbours around integer y, plus pseudo-random values.
+        for i in -4200..=4200 {
+            let l = i as f32 / 100.0;
+            logits.extend([
+                l,
+                f32::from_bits(l.to_bits() + 1),
+                f32::from_bits(l.to_bits().saturating_sub(1)),
+            ]);
+        }
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for _ in 0..200_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            logits.push(((state >> 40) as f32 / (1u64 << 24) as f32) * 80.0 - 60.0);
+        }
+        let mut out = Vec::new();
+        let sum = softmax_weights(&logits, &mut out);
+        let max = logits
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, |m, l| if l > m { l } else { m });
+        let mut expected_sum = 0u64;
+        for (&l, &w) in logits.iter().zip(&out) {
+            let expected = exp2_fixed((l as f64 - max as f64) * std::f64::consts::LOG2_E);
+            assert_eq!(w, expected, "logit {l} (bits {:#x})", l.to_bits());
+            expected_sum += expected;
+        }
+        assert_eq!(sum, expected_sum);
+        let portable_sum = softmax_weights_portable(&logits, max as f64, &mut out);
+        assert_eq!(portable_sum, sum);
+    }
+
+    #[test]
+    fn scale_weights_is_the_plain_product() {
+        let weights: Vec<u64> = (0..5000u64)
+            .map(|i| (i * 858_993_459) % (1 << 32))
+            .chain([0, 1 << 32])
+            .collect();
+        for factor in [0.0, 1e-9, 0.3, 1.0, 262_143.75, 1.9e5] {
+            let mut out = Vec::new();
+            let sum = scale_weights(&weights, factor, &mut out);
+            let expected: Vec<u64> = weights
+                .iter()
+                .map(|&w| (w as f64 * factor) as u64)
+                .collect();
+            assert_eq!(out, expected, "factor {factor}");
+            assert_eq!(sum, expected.iter().sum::<u64>());
+        }
     }
 
     #[test]

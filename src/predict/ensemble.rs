@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::coder::quantize::{exp2_fixed, weights_to_cdf, Quantizer};
+use crate::coder::quantize::{scale_weights, softmax_weights, weights_to_cdf, Quantizer};
 
 /// How the LLM's logits become the coder's CDF; recorded in the archive's model section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +160,7 @@ impl TokenModel {
             return;
         }
         let n = logits.len();
-        llm_weights(logits, &mut self.llm);
-        self.llm_sum = self.llm.iter().sum();
+        self.llm_sum = softmax_weights(logits, &mut self.llm);
         self.predicted = (self.match_len > 0)
             .then(|| self.history[self.match_at])
             .filter(|&t| (t as usize) < n);
@@ -190,10 +189,9 @@ impl TokenModel {
         // The switch folds the bare LLM into the mixture's LLM weight.
         let mut w = self.active_weights().map(|x| x * self.belief);
         w[0] += 1.0 - self.belief;
+        // Each product is at most w[0] * MIXED_SCALE <= 2^50, within scale_weights' bound.
         let llm_factor = w[0] * MIXED_SCALE / self.llm_sum.max(1) as f64;
-        self.mixed.clear();
-        self.mixed
-            .extend(self.llm.iter().map(|&x| (x as f64 * llm_factor) as u64));
+        scale_weights(&self.llm, llm_factor, &mut self.mixed);
         if let Some(t) = self.predicted {
             self.mixed[t as usize] += (w[1] * MIXED_SCALE) as u64;
         }
@@ -316,28 +314,6 @@ fn context_key(context: &[u32]) -> u128 {
 
 fn pair_key(pair: &[u32]) -> u64 {
     u64::from(pair[0]) << 32 | u64::from(pair[1])
-}
-
-/// The LLM's softmax as fixed-point weights (the top token 2^32), as the bare quantizer
-/// computes them.
-fn llm_weights(logits: &[f32], out: &mut Vec<u64>) {
-    let mut max = f32::NEG_INFINITY;
-    for &l in logits {
-        if l > max {
-            max = l;
-        }
-    }
-    out.clear();
-    if !max.is_finite() {
-        out.resize(logits.len(), 1);
-        return;
-    }
-    let max = max as f64;
-    out.extend(
-        logits
-            .iter()
-            .map(|&l| exp2_fixed((l as f64 - max) * std::f64::consts::LOG2_E)),
-    );
 }
 
 #[cfg(test)]
