@@ -18,6 +18,7 @@ fn main() {
         Command::Info(a) => commands::info::run(a),
         Command::Model(c) => commands::model::run(c),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Devices => commands::devices::run(),
     };
     if let Err(e) = result {
         if let nzip::Error::IoOther(io) | nzip::Error::Io { source: io, .. } = &e {

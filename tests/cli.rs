@@ -138,6 +138,39 @@ fn model_list_shows_the_default() {
         .stdout(predicate::str::contains("-9  Qwen2.5-Coder 1.5B"));
 }
 
+/// `nzip devices` names the CPU and its numerics; a device the build lacks is a usage error
+/// that lists what it has; a CPU archive decodes with several workers.
+#[test]
+fn devices_and_workers() {
+    nzip()
+        .arg("devices")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("CPU (CPU, CPU)"))
+        .stdout(predicate::str::contains("numerics: CPU; "));
+    let (_dir, input) = file_with("t.txt", b"Workers and devices.\n");
+    nzip()
+        .args(["compress", "--device", "NoSuchGpu7"])
+        .arg(&input)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no device \"NoSuchGpu7\""))
+        .stderr(predicate::str::contains("it has CPU"));
+    nzip()
+        .args(["compress", "--device", "cpu", "--workers", "2"])
+        .arg(&input)
+        .assert()
+        .success();
+    let mut archive = input.as_os_str().to_owned();
+    archive.push(".nz");
+    nzip()
+        .args(["decompress", "-c", "--workers", "2"])
+        .arg(&archive)
+        .assert()
+        .success()
+        .stdout(predicate::eq(&b"Workers and devices.\n"[..]));
+}
+
 /// The archive's header fields as `nzip info --json` prints them.
 fn info_json(archive: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&nzip_stdout(&["info", "--json"], archive)).unwrap()

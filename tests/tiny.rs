@@ -204,3 +204,60 @@ fn token_ensemble_against_the_bare_softmax() {
         bare.len()
     );
 }
+
+/// Several CPU workers stand in for several GPUs: groups run at once on separate llama.cpp
+/// contexts, and neither the archive nor the decoded bytes depend on how many there were.
+#[test]
+fn several_workers_give_the_same_archive_and_bytes() {
+    let data = &corpus("enwik6")[300_000..340_000];
+    let with_workers = |workers: usize| CompressOptions {
+        chunk_size: 5_000,
+        workers,
+        threads: 3,
+        ..opts()
+    };
+    let one = compress(data, &with_workers(1), &|_| {}).expect("compress, 1 worker");
+    let three = compress(data, &with_workers(3), &|_| {}).expect("compress, 3 workers");
+    let a = Archive::parse(&three).unwrap();
+    assert!(a.index.chunks.len() >= 7, "{} chunks", a.index.chunks.len());
+    assert_eq!(a.header.model.as_ref().unwrap().schedule.seqs, 3);
+    assert!(one == three, "the archive depends on the workers");
+    for workers in [1, 2, 3] {
+        let dopts = DecompressOptions {
+            model_path: Some(tiny_model()),
+            threads: 3,
+            workers,
+            ..DecompressOptions::default()
+        };
+        let mut back = Vec::new();
+        decompress(&three, &dopts, &mut back, &|_| {}).expect("decompress");
+        assert!(back == data, "{workers} workers decoded other bytes");
+        let mut part = Vec::new();
+        decompress_range(&three, Some(12_000..31_000), &dopts, &mut part, &|_| {}).unwrap();
+        assert!(part == data[12_000..31_000], "range with {workers} workers");
+    }
+}
+
+/// The planner gives every worker a group: an input of 4 or 5 chunks on 2 workers is cut into
+/// two groups, not one (the sequence count is in the archive).
+#[test]
+fn small_inputs_are_spread_over_the_workers() {
+    let data = &corpus("enwik6")[500_000..520_000];
+    let copts = CompressOptions {
+        chunk_size: 5_000,
+        seqs: 16,
+        workers: 2,
+        threads: 2,
+        ..opts()
+    };
+    let archive = round_trip(data, &copts);
+    let a = Archive::parse(&archive).unwrap();
+    let (chunks, seqs) = (
+        a.index.chunks.len(),
+        a.header.model.as_ref().unwrap().schedule.seqs as usize,
+    );
+    assert!(
+        seqs < chunks && 2 * seqs >= chunks,
+        "{chunks} chunks, {seqs} sequences"
+    );
+}

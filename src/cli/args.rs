@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use nzip::predict::llama::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +35,8 @@ pub enum Command {
     Model(ModelCommand),
     /// Compare nzip with gzip, xz and zstd on real files, in one run.
     Bench(BenchArgs),
+    /// List the devices this build can run the model on, and their numerics.
+    Devices,
 }
 
 /// Flags shared by compress and decompress, in the habits of gzip and zstd.
@@ -65,6 +68,26 @@ pub struct IoArgs {
     /// Threads for the model and the coder (default: all cores). Does not change the output.
     #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// Where the model runs (compress, decompress, test).
+#[derive(Args, Debug, Clone)]
+pub struct PlacementArgs {
+    /// Where the model runs: `auto` (every GPU this build can use, else the CPU), `cpu`, or
+    /// device names from `nzip devices` (e.g. `CUDA0,CUDA1`), one worker per GPU. An archive
+    /// decodes only on devices with its numerics. Does not change the output otherwise.
+    #[arg(
+        long = "device",
+        value_name = "auto|cpu|NAME,...",
+        default_value = "auto"
+    )]
+    pub device: DeviceChoice,
+    /// CPU workers: llama.cpp contexts that each run a group of chunks, sharing the threads
+    /// (default 1). Does not change the output.
+    #[arg(long = "workers", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +197,8 @@ pub struct TestArgs {
     /// Threads for the model and the coder (default: all cores).
     #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 #[derive(Args, Debug)]

@@ -31,6 +31,7 @@ fn subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
         "info",
         "model",
         "bench",
+        "devices",
         "help",
     ];
     let Some(first) = argv.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {

@@ -138,6 +138,8 @@ fn options(args: &CompressArgs) -> Result<CompressOptions> {
         sinks: args.sinks.unwrap_or(base.sinks),
         seqs: args.seqs.unwrap_or(base.seqs),
         threads: args.io.threads.map_or(base.threads, usize::from),
+        device: args.io.placement.device.clone(),
+        workers: args.io.placement.workers.map_or(base.workers, usize::from),
         fetch: models::FetchPolicy::from_env(),
         ..base
     })

@@ -9,7 +9,7 @@ use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
 use super::{input, progress, report};
-use crate::cli::args::{DecodeArgs, DecompressArgs};
+use crate::cli::args::{DecodeArgs, DecompressArgs, PlacementArgs};
 
 pub fn run(args: &DecompressArgs) -> Result<()> {
     let io = &args.io;
@@ -26,7 +26,7 @@ pub fn run(args: &DecompressArgs) -> Result<()> {
     }
     let opts = DecompressOptions {
         keep_going: args.keep_going,
-        ..decode_options(&args.decode, io.threads)
+        ..decode_options(&args.decode, io.threads, &io.placement)
     };
     for file in &files {
         decompress_one(file, args, &opts)?;
@@ -35,12 +35,18 @@ pub fn run(args: &DecompressArgs) -> Result<()> {
 }
 
 /// Decoding options from the shared flags.
-pub fn decode_options(args: &DecodeArgs, threads: Option<u16>) -> DecompressOptions {
+pub fn decode_options(
+    args: &DecodeArgs,
+    threads: Option<u16>,
+    placement: &PlacementArgs,
+) -> DecompressOptions {
     DecompressOptions {
         model_path: args.model.clone(),
         force_numerics: args.force_numerics,
         keep_going: false,
         threads: threads.map_or(pipeline::default_threads(), usize::from),
+        device: placement.device.clone(),
+        workers: placement.workers.map_or(1, usize::from),
         fetch: models::FetchPolicy::from_env(),
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compress;
 pub mod decompress;
+pub mod devices;
 pub mod info;
 pub mod input;
 pub mod model;

@@ -8,7 +8,7 @@ use super::{decompress::decode_options, input};
 use crate::cli::args::TestArgs;
 
 pub fn run(args: &TestArgs) -> Result<()> {
-    let opts = decode_options(&args.decode, args.threads);
+    let opts = decode_options(&args.decode, args.threads, &args.placement);
     let mut failed = 0;
     for file in &args.files {
         let outcome = input::open(file).and_then(|stream| {

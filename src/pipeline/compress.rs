@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use super::workers::{RunnerSlot, Workers};
 use super::{thread_pool, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
 use crate::chunk::{self, next_cut, Schedule};
 use crate::codec;
@@ -19,7 +20,7 @@ use crate::container::{frame, ChunkEntry, ChunkKind, Header, Index, ModelSection
 use crate::error::{Error, Result};
 use crate::models;
 use crate::predict::ensemble::TokenModelKind;
-use crate::predict::llama::{self, ChunkDriver, LanguageModel};
+use crate::predict::llama::{ChunkDriver, Placement};
 use crate::token::{segment_chunk, Segment, Vocabulary};
 
 /// What a compression produced.
@@ -96,13 +97,17 @@ pub fn compress_stream(
         return finish(writer, size, done);
     }
     let model_file = models::resolve(&opts.model, opts.fetch)?;
-    let lm = LanguageModel::load(&model_file.path)?;
-    // A context holds window × seqs positions; an input of fewer chunks than seqs needs no
-    // more sequences than it has chunks (Qwen 1.5B: 28 KB of KV cache per position).
+    let placement = Placement::resolve(&opts.device, opts.workers)?;
+    let workers = Workers::load(&model_file.path, &placement, opts.threads)?;
+    let lm = workers.model();
+    // A context holds window × seqs positions; an input of fewer chunks than the workers'
+    // sequences needs fewer (Qwen 1.5B: 28 KB of KV cache per position), spread so that every
+    // worker gets a group.
     let seqs = match size {
         Some(n) => {
             let chunks = chunk::max_chunk_count(n, opts.chunk_size).max(1);
-            opts.seqs.min(u32::try_from(chunks).unwrap_or(u32::MAX))
+            let per_worker = chunks.div_ceil(workers.len() as u64);
+            opts.seqs.min(u32::try_from(per_worker).unwrap_or(u32::MAX))
         }
         None => opts.seqs,
     };
@@ -125,22 +130,36 @@ pub fn compress_stream(
         schedule,
         token_model: opts.token_model,
     });
-    pool.install(|| {
-        let vocab = Vocabulary::new(&lm);
-        // The llama.cpp context is made when the first chunk with tokens needs it.
-        let mut runner = None;
-        loop {
+    let vocab = pool.install(|| Vocabulary::new(lm));
+    let mut runners = workers.runners(schedule);
+    loop {
+        // One group per worker at a time.
+        let mut groups = Vec::with_capacity(runners.len());
+        while groups.len() < runners.len() {
             let group = chunks.next_chunks(schedule.seqs as usize)?;
             if group.is_empty() {
                 break;
             }
+            groups.push(group);
+        }
+        if groups.is_empty() {
+            break;
+        }
+        let batch_done: Vec<AtomicU64> = groups.iter().map(|_| AtomicU64::new(0)).collect();
+        let report = || {
+            progress(
+                done + batch_done
+                    .iter()
+                    .map(|d| d.load(Ordering::Relaxed))
+                    .sum::<u64>(),
+            )
+        };
+        let jobs: Vec<(usize, Vec<Vec<u8>>)> = groups.into_iter().enumerate().collect();
+        let coded = runners.run(jobs, &pool, |(k, group), runner| {
             let segments: Vec<Vec<Segment>> = group
                 .par_iter()
                 .map(|bytes| segment_chunk(&vocab, bytes))
                 .collect();
-            if runner.is_none() && segments.iter().any(|s| token_count(s) > 0) {
-                runner = Some(lm.group_runner(&schedule, opts.threads)?);
-            }
             let group_bytes: u64 = group.iter().map(|c| c.len() as u64).sum();
             let slices: Vec<&[u8]> = group.iter().map(|c| c.as_slice()).collect();
             let coded = encode_group(
@@ -149,15 +168,23 @@ pub fn compress_stream(
                 byte_model,
                 opts.token_model,
                 opts.always_llm,
-                runner.as_mut(),
-                &|frac| progress(done + (group_bytes as f64 * frac) as u64),
+                runner,
+                &|frac| {
+                    batch_done[k].store((group_bytes as f64 * frac) as u64, Ordering::Relaxed);
+                    report();
+                },
             )?;
+            Ok((group_bytes, coded))
+        })?;
+        let at_end = chunks.at_end()?;
+        let n = coded.len();
+        for (k, (group_bytes, coded)) in coded.into_iter().enumerate() {
             done += group_bytes;
-            progress(done);
-            writer.write_chunks(coded, chunks.at_end()?, true)?;
+            writer.write_chunks(coded, at_end && k + 1 == n, true)?;
         }
-        finish(writer, size, done)
-    })
+        progress(done);
+    }
+    finish(writer, size, done)
 }
 
 fn finish(writer: ArchiveWriter<'_>, size: Option<u64>, read: u64) -> Result<CompressStats> {
@@ -414,7 +441,7 @@ fn encode_group(
     byte_model: ByteModelKind,
     token_model: TokenModelKind,
     always_llm: bool,
-    mut runner: Option<&mut llama::GroupRunner<'_>>,
+    runner: &mut RunnerSlot<'_>,
     progress: &dyn Fn(f64),
 ) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
     let without_llm: Vec<WithoutLlm> = group
@@ -439,9 +466,7 @@ fn encode_group(
             })
             .collect();
         if n_tokens.iter().any(|&n| n > 0) {
-            let runner = runner
-                .as_deref_mut()
-                .ok_or_else(|| Error::Internal("no LLM runner".into()))?;
+            let runner = runner.get()?;
             let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
             let mut last_compared = vec![(0usize, 0f64); group.len()];
             let mut leaving = Vec::new();

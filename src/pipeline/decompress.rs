@@ -9,6 +9,7 @@ use std::ops::{ControlFlow, Range};
 
 use rayon::prelude::*;
 
+use super::workers::{RunnerSlot, Workers};
 use super::{thread_pool, DecompressOptions};
 use crate::codec::{self, decode::ChunkDecoder};
 use crate::container::header::{read_from, ByteModelKind};
@@ -17,7 +18,7 @@ use crate::container::{Archive, ChunkEntry, ChunkKind, Header, ModelSection};
 use crate::error::{Error, Result};
 use crate::models;
 use crate::predict::ensemble::TokenModelKind;
-use crate::predict::llama::{self, ChunkDriver, LanguageModel};
+use crate::predict::llama::{ChunkDriver, Placement};
 use crate::token::{NoTokenizer, Tokenizer, Vocabulary};
 
 /// Decompresses a whole archive in memory, writing the original bytes to `out` chunk by
@@ -267,57 +268,71 @@ impl<'h> GroupDecoder<'h> {
         groups: impl Iterator<Item = Result<Batch<'a>>> + Send,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        self.pool.install(|| {
-            let mut lm: Option<LanguageModel> = None;
-            let mut groups = groups.peekable();
-            // Until a group has tokens, decode without the model.
-            while let Some(group) = groups.next_if(|g| {
-                g.as_ref()
-                    .map_or(true, |g| g.entries.iter().all(|e| e.tokens == 0))
-            }) {
-                self.decode(group?, sink, &NoTokenizer, None)?;
+        let mut groups = groups.peekable();
+        // Until a group has tokens, decode without the model.
+        while let Some(group) = groups.next_if(|g| {
+            g.as_ref()
+                .map_or(true, |g| g.entries.iter().all(|e| e.tokens == 0))
+        }) {
+            let mut group = group?;
+            let needed = needed(&group, sink);
+            let decoded = self
+                .pool
+                .install(|| self.decode(&mut group, &needed, &NoTokenizer, None))?;
+            write(group, &needed, decoded, sink)?;
+        }
+        if groups.peek().is_none() {
+            return Ok(());
+        }
+        let m = self
+            .model
+            .ok_or_else(|| Error::Internal("LLM chunks without a model section".into()))?;
+        let workers = load_model(m, self.opts)?;
+        let vocab = self.pool.install(|| Vocabulary::new(workers.model()));
+        let mut runners = workers.runners(m.schedule);
+        loop {
+            // One group per worker at a time, written in order.
+            let mut batch = Vec::with_capacity(runners.len());
+            while batch.len() < runners.len() {
+                match groups.next() {
+                    Some(group) => batch.push(group?),
+                    None => break,
+                }
             }
-            if groups.peek().is_none() {
+            if batch.is_empty() {
                 return Ok(());
             }
-            let m = self
-                .model
-                .ok_or_else(|| Error::Internal("LLM chunks without a model section".into()))?;
-            let lm = lm.insert(load_model(m, self.opts)?);
-            let vocab = Vocabulary::new(lm);
-            let mut runner = lm.group_runner(&m.schedule, self.opts.threads)?;
-            for group in groups {
-                self.decode(group?, sink, &vocab, Some(&mut runner))?;
+            let jobs: Vec<(Batch<'a>, Vec<bool>)> = batch
+                .into_iter()
+                .map(|group| {
+                    let needed = needed(&group, sink);
+                    (group, needed)
+                })
+                .collect();
+            let decoded = runners.run(jobs, &self.pool, |(mut group, needed), runner| {
+                let decoded = self.decode(&mut group, &needed, &vocab, Some(runner));
+                Ok((group, needed, decoded))
+            })?;
+            for (group, needed, decoded) in decoded {
+                write(group, &needed, decoded?, sink)?;
             }
-            Ok(())
-        })
+        }
     }
 
-    /// Decodes one group and writes its wanted chunks.
+    /// Decodes one group's chunks (those with tokens, and the others where `needed`); the
+    /// payloads are used up.
     fn decode<T: Tokenizer>(
         &self,
-        batch: Batch<'_>,
-        sink: &mut Sink<'_>,
+        batch: &mut Batch<'_>,
+        needed: &[bool],
         tokenizer: &T,
-        runner: Option<&mut llama::GroupRunner<'_>>,
-    ) -> Result<()> {
-        let mut starts = Vec::with_capacity(batch.entries.len());
-        let mut at = batch.start;
-        for e in &batch.entries {
-            starts.push(at);
-            at += e.len;
-        }
-        let needed: Vec<bool> = batch
-            .entries
-            .iter()
-            .zip(&starts)
-            .map(|(e, &s)| sink.wants(s, e.len))
-            .collect();
-        let decoded = decode_group(
+        runner: Option<&mut RunnerSlot<'_>>,
+    ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
+        decode_group(
             batch.first,
             &batch.entries,
-            batch.payloads,
-            &needed,
+            std::mem::take(&mut batch.payloads),
+            needed,
             tokenizer,
             runner,
             Settings {
@@ -325,19 +340,54 @@ impl<'h> GroupDecoder<'h> {
                 token_model: self.model.map_or(TokenModelKind::Bare, |m| m.token_model),
                 keep_going: self.opts.keep_going,
             },
-        )?;
-        for (i, bytes) in decoded.into_iter().enumerate() {
-            if let Some(bytes) = bytes.filter(|_| needed[i]) {
-                sink.write(batch.first + i, starts[i], &batch.entries[i], bytes)?;
-            }
-        }
-        Ok(())
+        )
     }
 }
 
+/// Where each chunk of a group starts in the original.
+fn starts(batch: &Batch<'_>) -> Vec<u64> {
+    let mut at = batch.start;
+    batch
+        .entries
+        .iter()
+        .map(|e| {
+            let start = at;
+            at += e.len;
+            start
+        })
+        .collect()
+}
+
+/// Which chunks of a group the sink wants.
+fn needed(batch: &Batch<'_>, sink: &Sink<'_>) -> Vec<bool> {
+    batch
+        .entries
+        .iter()
+        .zip(starts(batch))
+        .map(|(e, s)| sink.wants(s, e.len))
+        .collect()
+}
+
+/// Writes a decoded group's wanted chunks.
+fn write(
+    batch: Batch<'_>,
+    needed: &[bool],
+    decoded: Vec<Option<Result<Vec<u8>>>>,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let starts = starts(&batch);
+    for (i, bytes) in decoded.into_iter().enumerate() {
+        if let Some(bytes) = bytes.filter(|_| needed[i]) {
+            sink.write(batch.first + i, starts[i], &batch.entries[i], bytes)?;
+        }
+    }
+    Ok(())
+}
+
 /// The archive's model, checked against its numerics fingerprint and vocabulary size.
-fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<LanguageModel> {
-    let here = llama::numerics_fingerprint();
+fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
+    let placement = Placement::resolve(&opts.device, opts.workers)?;
+    let here = placement.numerics_fingerprint();
     if m.numerics != here && !opts.force_numerics {
         return Err(Error::NumericsMismatch {
             archive: m.numerics.clone(),
@@ -345,7 +395,8 @@ fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<LanguageMode
         });
     }
     let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
-    let lm = LanguageModel::load(&file.path)?;
+    let workers = Workers::load(&file.path, &placement, opts.threads)?;
+    let lm = workers.model();
     if lm.n_vocab() != m.n_vocab as usize {
         return Err(Error::Corrupt(format!(
             "archive says the model has {} tokens, the model has {}",
@@ -353,7 +404,7 @@ fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<LanguageMode
             lm.n_vocab()
         )));
     }
-    Ok(lm)
+    Ok(workers)
 }
 
 /// Decodes a chunk that holds no LLM tokens: stored, zstd, or byte model only.
@@ -466,7 +517,7 @@ fn decode_group<T: Tokenizer>(
     payloads: Vec<Result<Cow<'_, [u8]>>>,
     needed: &[bool],
     tokenizer: &T,
-    runner: Option<&mut llama::GroupRunner<'_>>,
+    runner: Option<&mut RunnerSlot<'_>>,
     settings: Settings,
 ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
     let Settings {
@@ -511,7 +562,9 @@ fn decode_group<T: Tokenizer>(
         .collect();
     let n_tokens: Vec<u64> = entries.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
-        let runner = runner.ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?;
+        let runner = runner
+            .ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?
+            .get()?;
         runner.run(&mut members, &n_tokens, |_, members| {
             let failed = members.iter().any(|m| matches!(m, GroupMember::Failed(_)));
             if failed && !keep_going {

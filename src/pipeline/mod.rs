@@ -5,6 +5,7 @@
 mod compress;
 mod decompress;
 pub mod levels;
+mod workers;
 
 pub use compress::{compress, compress_stream, CompressStats};
 pub use decompress::{decompress, decompress_range, decompress_stream};
@@ -12,6 +13,7 @@ pub use decompress::{decompress, decompress_range, decompress_stream};
 use crate::error::{Error, Result};
 use crate::models::{self, FetchPolicy};
 use crate::predict::ensemble::TokenModelKind;
+use crate::predict::llama::DeviceChoice;
 
 /// Target chunk size. Every chunk starts cold (no context), which costs bits: on alice29.txt
 /// (152 KB, default model, 2 cores) 16 KiB chunks gave 1.156 bits per byte at 0.31 KB/s and
@@ -54,6 +56,9 @@ pub struct CompressOptions {
     pub sinks: u32,
     pub seqs: u32,
     pub threads: usize,
+    /// Where the model runs, and how many CPU workers (contexts) share the threads.
+    pub device: DeviceChoice,
+    pub workers: usize,
     pub fetch: FetchPolicy,
 }
 
@@ -70,6 +75,8 @@ impl Default for CompressOptions {
             sinks: DEFAULT_SINKS,
             seqs: DEFAULT_SEQS,
             threads: default_threads(),
+            device: DeviceChoice::Auto,
+            workers: 1,
             fetch: FetchPolicy::Auto,
         }
     }
@@ -86,6 +93,10 @@ pub struct DecompressOptions {
     /// [`Error::Damaged`], after every good chunk has been written.
     pub keep_going: bool,
     pub threads: usize,
+    /// Where the model runs (the archive's numerics must be what it computes), and how many
+    /// CPU workers share the threads.
+    pub device: DeviceChoice,
+    pub workers: usize,
     pub fetch: FetchPolicy,
 }
 
@@ -96,6 +107,8 @@ impl Default for DecompressOptions {
             force_numerics: false,
             keep_going: false,
             threads: default_threads(),
+            device: DeviceChoice::Auto,
+            workers: 1,
             fetch: FetchPolicy::Auto,
         }
     }

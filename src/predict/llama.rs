@@ -100,16 +100,183 @@ pub trait ChunkDriver: Send {
     fn next_token(&mut self, logits: &[f32]) -> Result<u32>;
 }
 
+/// A compute device llama.cpp can run the model on, as this build sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// ggml's device index (what llama.cpp's model parameters take).
+    pub index: usize,
+    /// ggml's name for it, e.g. `CUDA0`, `Vulkan1`, `CPU`; what `--device` takes.
+    pub name: String,
+    /// e.g. `NVIDIA H100 80GB HBM3`.
+    pub description: String,
+    /// e.g. `CUDA`, `Vulkan`, `CPU`.
+    pub backend: String,
+    pub gpu: bool,
+    pub memory_total: usize,
+    pub memory_free: usize,
+}
+
+impl Device {
+    /// The logits' numerics on this device: backend and device kind. Two devices with the
+    /// same fingerprint compute the same bits (the same GPU model; CPUs with the same kernels).
+    pub fn numerics_fingerprint(&self) -> String {
+        if self.gpu {
+            format!(
+                "{}; {}; {}",
+                self.backend, self.description, LLAMA_CPP_BINDING
+            )
+        } else {
+            numerics_fingerprint()
+        }
+    }
+}
+
+/// Every device this build of llama.cpp can use (CPU first, then GPUs).
+pub fn devices() -> Result<Vec<Device>> {
+    backend()?;
+    Ok(llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|d| Device {
+            index: d.index,
+            gpu: matches!(
+                d.device_type,
+                llama_cpp_2::LlamaBackendDeviceType::Gpu
+                    | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
+            ),
+            name: d.name,
+            description: d.description,
+            backend: d.backend,
+            memory_total: d.memory_total,
+            memory_free: d.memory_free,
+        })
+        .collect())
+}
+
+/// Which devices run the model, as asked for on the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// Every GPU of this build, or the CPU where it has none.
+    #[default]
+    Auto,
+    Cpu,
+    /// Devices by name (`nzip devices` lists them).
+    Named(Vec<String>),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "cpu" | "CPU" => Ok(Self::Cpu),
+            "" => Err("no device named".into()),
+            names => Ok(Self::Named(
+                names.split(',').map(|n| n.trim().to_string()).collect(),
+            )),
+        }
+    }
+}
+
+/// Where a run's workers go: each worker is one llama.cpp context that runs one lockstep group
+/// at a time; groups are spread over the workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// `workers` contexts on the CPU sharing one copy of the weights, the threads split
+    /// between them.
+    Cpu { workers: usize },
+    /// One worker per GPU, each with its own copy of the model, fully offloaded.
+    Gpus(Vec<Device>),
+}
+
+impl Placement {
+    /// Resolves a choice against this build's devices. `cpu_workers` applies to the CPU only.
+    pub fn resolve(choice: &DeviceChoice, cpu_workers: usize) -> Result<Self> {
+        let cpu = Placement::Cpu {
+            workers: cpu_workers.max(1),
+        };
+        let all = devices()?;
+        let gpus: Vec<Device> = match choice {
+            DeviceChoice::Cpu => return Ok(cpu),
+            DeviceChoice::Auto => all.into_iter().filter(|d| d.gpu).collect(),
+            DeviceChoice::Named(names) => {
+                let mut chosen = Vec::new();
+                for name in names {
+                    let found = all.iter().find(|d| d.name.eq_ignore_ascii_case(name));
+                    match found {
+                        Some(d) if !d.gpu => return Ok(cpu),
+                        Some(d) if !chosen.contains(d) => chosen.push(d.clone()),
+                        Some(_) => {}
+                        None => {
+                            let known: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+                            return Err(Error::Usage(format!(
+                                "no device {name:?} in this build; it has {} (see `nzip devices`)",
+                                known.join(", ")
+                            )));
+                        }
+                    }
+                }
+                chosen
+            }
+        };
+        if gpus.is_empty() {
+            return Ok(cpu);
+        }
+        if let Some(odd) = gpus
+            .iter()
+            .find(|d| d.numerics_fingerprint() != gpus[0].numerics_fingerprint())
+        {
+            return Err(Error::Usage(format!(
+                "{} ({}) and {} ({}) compute different numerics; an archive must come from                  one kind of device: choose some with --device",
+                gpus[0].name, gpus[0].description, odd.name, odd.description
+            )));
+        }
+        Ok(Placement::Gpus(gpus))
+    }
+
+    pub fn workers(&self) -> usize {
+        match self {
+            Placement::Cpu { workers } => *workers,
+            Placement::Gpus(gpus) => gpus.len(),
+        }
+    }
+
+    /// The numerics every worker computes with.
+    pub fn numerics_fingerprint(&self) -> String {
+        match self {
+            Placement::Cpu { .. } => numerics_fingerprint(),
+            Placement::Gpus(gpus) => gpus[0].numerics_fingerprint(),
+        }
+    }
+}
+
 /// A loaded GGUF model.
 pub struct LanguageModel {
     model: LlamaModel,
     n_vocab: usize,
+    /// The GPU it was loaded onto; `None` for the CPU.
+    gpu: Option<Device>,
 }
 
 impl LanguageModel {
     /// Loads the model for CPU inference.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::load_with(path, LlamaModelParams::default().with_n_gpu_layers(0))
+        Self::load_on(path, None)
+    }
+
+    /// Loads the model onto `gpu` (every layer), or for the CPU.
+    pub fn load_on(path: &Path, gpu: Option<&Device>) -> Result<Self> {
+        let params = match gpu {
+            None => LlamaModelParams::default().with_n_gpu_layers(0),
+            Some(d) => LlamaModelParams::default()
+                .with_n_gpu_layers(u32::MAX)
+                .with_split_mode(llama_cpp_2::model::params::LlamaSplitMode::None)
+                .with_devices(&[d.index])
+                .map_err(|e| Error::Llama(format!("choosing {}: {e}", d.name)))?,
+        };
+        let mut lm = Self::load_with(path, params)?;
+        lm.gpu = gpu.cloned();
+        Ok(lm)
     }
 
     /// Loads only the tokenizer: enough to segment and tokenize, no weights read.
@@ -126,7 +293,11 @@ impl LanguageModel {
             .ok()
             .filter(|&n| n > 1 && n <= (crate::coder::quantize::TOTAL / 2) as usize)
             .ok_or_else(|| Error::Llama("model has an unusable vocabulary size".into()))?;
-        Ok(Self { model, n_vocab })
+        Ok(Self {
+            model,
+            n_vocab,
+            gpu: None,
+        })
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -153,7 +324,9 @@ impl LanguageModel {
     /// Backend, instruction set and library that produce the logits: two builds with the same
     /// fingerprint compute the same bits.
     pub fn numerics_fingerprint(&self) -> String {
-        numerics_fingerprint()
+        self.gpu
+            .as_ref()
+            .map_or_else(numerics_fingerprint, Device::numerics_fingerprint)
     }
 
     /// A runner for groups of up to `schedule.seqs` chunks, with its own llama.cpp context.
@@ -173,7 +346,11 @@ impl LanguageModel {
             .with_kv_unified(false)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
-            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+            // A CPU model computes on the CPU only: a GPU build would otherwise move large
+            // batches' matrix products to the GPU, and the numerics with them.
+            .with_op_offload(self.gpu.is_some())
+            .with_offload_kqv(self.gpu.is_some());
         let _turn = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let ctx = self
             .model
@@ -188,7 +365,7 @@ impl LanguageModel {
     }
 }
 
-/// Backend, instruction set and library version of this build's logits.
+/// Backend, instruction set and library version of this build's logits on the CPU.
 pub fn numerics_fingerprint() -> String {
     format!("CPU; {}; {}", isa_target(), LLAMA_CPP_BINDING)
 }
@@ -199,10 +376,19 @@ fn isa_target() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated string owned by llama.cpp.
     let info = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) };
     let info = info.to_string_lossy();
+    // Sections look like `CPU : SSE3 = 1 | AVX = 1 | ... | CUDA : ARCHS = 890 | ...`: only
+    // the CPU's features describe the CPU's numerics (a GPU build lists its backend too).
+    let mut in_cpu = false;
     let mut features: Vec<&str> = info
         .split('|')
         .filter_map(|item| {
             let (name, value) = item.split_once('=')?;
+            if let Some((section, _)) = name.split_once(':') {
+                in_cpu = section.trim() == "CPU";
+            }
+            if !in_cpu {
+                return None;
+            }
             let name = name.rsplit(':').next()?.trim();
             (value.trim() == "1" && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                 .then_some(name)

@@ -1,0 +1,37 @@
+//! `nzip devices`: what this build can run the model on, and the numerics each computes (an
+//! archive decodes only where its numerics are computed).
+
+use nzip::predict::llama::{self, DeviceChoice, Placement};
+use nzip::Result;
+
+pub fn run() -> Result<()> {
+    for d in llama::devices()? {
+        let kind = if d.gpu { "GPU" } else { "CPU" };
+        let memory = if d.memory_total > 0 {
+            format!(
+                ", {:.1} GB ({:.1} GB free)",
+                d.memory_total as f64 / 1e9,
+                d.memory_free as f64 / 1e9
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{} ({kind}, {}): {}{memory}",
+            d.name, d.backend, d.description
+        );
+        println!("    numerics: {}", d.numerics_fingerprint());
+    }
+    let auto = Placement::resolve(&DeviceChoice::Auto, 1)?;
+    match &auto {
+        Placement::Cpu { .. } => println!("--device auto runs on the CPU"),
+        Placement::Gpus(gpus) => {
+            let names: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
+            println!(
+                "--device auto runs one worker on each of {}",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
