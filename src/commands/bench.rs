@@ -137,6 +137,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     let mut rows: Vec<(String, u64, Vec<Option<Measured>>)> = Vec::new();
+    let mut throughput = vec![Throughput::default(); modes.len()];
     let mut all_ok = true;
     for file in files {
         let mut data = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
@@ -155,10 +156,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let compress_s = t.elapsed().as_secs_f64();
             let llm = LlmTimes::now().since(&llm_before);
             let t = Instant::now();
+            let llm_before = LlmTimes::now();
             let mut back = Vec::with_capacity(data.len());
             let ok =
                 pipeline::decompress(&archive, &dopts, &mut back, &|_| {}).is_ok() && back == data;
             let decompress_s = t.elapsed().as_secs_f64();
+            let llm_back = LlmTimes::now().since(&llm_before);
+            let sums = &mut throughput[results.len()];
+            sums.add(0, &llm, compress_s);
+            sums.add(1, &llm_back, decompress_s);
             if !ok {
                 eprintln!("{name}: {mode} round trip FAILED");
                 all_ok = false;
@@ -248,6 +254,31 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             println!();
         }
     }
+    if throughput.iter().any(|t| t.tokens[0] > 0) {
+        println!(
+            "\nLLM tokens per second, all files: the model alone (time inside llama.cpp's \
+             decode) and the whole pipeline (wall time), and the pipeline's overhead"
+        );
+        println!(
+            "{:<16} {:>12} {:>12} {:>9} {:>12} {:>12} {:>9}",
+            "mode", "compress", "pipeline", "overhead", "decompress", "pipeline", "overhead"
+        );
+        for ((name, _), t) in modes.iter().zip(&throughput) {
+            if t.tokens[0] == 0 {
+                continue;
+            }
+            print!("{name:<16}");
+            for side in 0..2 {
+                let model = t.tokens[side] as f64 / t.decode_s[side].max(1e-9);
+                let pipeline = t.tokens[side] as f64 / t.wall_s[side].max(1e-9);
+                print!(
+                    " {model:>12.1} {pipeline:>12.1} {:>8.1}%",
+                    100.0 * (model / pipeline.max(1e-9) - 1.0)
+                );
+            }
+            println!();
+        }
+    }
     println!(
         "\nround trips: {}",
         if all_ok { "all matched" } else { "SOME FAILED" }
@@ -290,4 +321,23 @@ fn pipe_through(tool: &str, flags: &[&str], data: &[u8]) -> Option<Vec<u8>> {
     let out = child.wait_with_output().ok()?;
     writer.join().ok()?.ok()?;
     out.status.success().then_some(out.stdout)
+}
+
+/// One mode's LLM tokens, time inside `decode` and wall time, summed over files; [0] for
+/// compression, [1] for decompression.
+#[derive(Clone, Default)]
+struct Throughput {
+    tokens: [u64; 2],
+    decode_s: [f64; 2],
+    wall_s: [f64; 2],
+}
+
+impl Throughput {
+    fn add(&mut self, side: usize, llm: &LlmTimes, wall_s: f64) {
+        if llm.tokens > 0 {
+            self.tokens[side] += llm.tokens;
+            self.decode_s[side] += llm.decode.as_secs_f64();
+            self.wall_s[side] += wall_s;
+        }
+    }
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# GPU benchmark recipe (throughput issue): nzip on a CUDA machine that has CUDA's compiler and
+# CMake but no Rust toolchain and no package registry. nzip is built here against llama.cpp's
+# shared libraries (the `dynamic-link` feature); there, the same llama.cpp source (the copy
+# llama-cpp-sys-2 vendors) is built with CUDA, and the binary runs against those libraries:
+# the C API is the same, and the CUDA backend registers itself with ggml.
+#
+#   here:   scripts/gpu-bench.sh pack        gpu/: binary, llama.cpp source, model in parts,
+#                                            enwik6 (each piece small enough to carry)
+#   there:  scripts/gpu-bench.sh build       gpu/build: llama.cpp shared libraries with CUDA
+#           scripts/gpu-bench.sh join        gpu/models/: the model, SHA-256 checked
+#           scripts/gpu-bench.sh run [DIR]   compress + decompress enwik6 at S = 16, 64, 256
+#                                            and on the CPU, report into DIR (default gpu/out)
+#
+# Each call of the device tool carries at most 64 MiB: carry gpu/bin, gpu/src and gpu/data
+# first, then the model parts one call each (gpu/model/part-00, -01, ...), then build/join/run.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+gpu=gpu
+model_name=smollm2-135m-instruct-q4_1
+part_size=40M
+
+pack() {
+    rm -rf "$gpu"
+    mkdir -p "$gpu/bin" "$gpu/src" "$gpu/data" "$gpu/model"
+    cargo build --release --locked --features dynamic-link --target-dir target/dynamic
+    cp target/dynamic/release/nzip "$gpu/bin/nzip"
+    local sys
+    sys=$(cargo metadata --format-version 1 --locked | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+print(next(p["manifest_path"] for p in meta["packages"] if p["name"] == "llama-cpp-sys-2"))')
+    tar czf "$gpu/src/llama.cpp.tar.gz" -C "$(dirname "$sys")" llama.cpp
+    local model
+    model=$(target/release/nzip model fetch "$model_name" | sed -n 's/.* at //p')
+    split -b "$part_size" -d -a 2 "$model" "$gpu/model/part-"
+    sha256sum "$model" | cut -d' ' -f1 >"$gpu/data/model.sha256"
+    cp ../shared/corpus/enwik6 "$gpu/data/enwik6"
+    du -sh "$gpu"/*
+}
+
+build() {
+    rm -rf "$gpu/llama.cpp" "$gpu/build"
+    tar xzf "$gpu/src/llama.cpp.tar.gz" -C "$gpu"
+    # Flash attention stays off at run time (nzip sets it per context); the CPU kernels are
+    # built without -march=native, as llama-cpp-sys-2 builds them.
+    cmake -S "$gpu/llama.cpp" -B "$gpu/build" -DCMAKE_BUILD_TYPE=Release \
+        -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON -DGGML_CUDA_NCCL=OFF -DGGML_NATIVE=OFF \
+        -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+        -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_CUDA_ARCHITECTURES=native
+    cmake --build "$gpu/build" -j "$(nproc)" --target llama
+    find "$gpu/build" -name '*.so*' -printf '%f\n' | sort
+}
+
+join() {
+    mkdir -p "$gpu/models"
+    cat "$gpu"/model/part-* >"$gpu/models/$model_name.gguf"
+    echo "$(cat "$gpu/data/model.sha256")  $gpu/models/$model_name.gguf" | sha256sum -c -
+}
+
+run() {
+    local out=${1:-$gpu/out}
+    mkdir -p "$out"
+    export LD_LIBRARY_PATH
+    LD_LIBRARY_PATH="$(find "$root/$gpu/build" -name 'libllama.so*' -printf '%h\n' | head -1):${LD_LIBRARY_PATH:-}"
+    export NZIP_MODEL_DIR="$root/$gpu/models" NZIP_OFFLINE=1
+    local nzip="$gpu/bin/nzip" input size
+    "$nzip" devices | tee "$out/devices.txt"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/devices.txt" || true
+    printf '%-6s %-8s %-10s %-8s %-12s %-12s\n' device S chunk bpb "compress" "decompress" | tee "$out/report.txt"
+    # S chunks in lockstep need chunks of about size/S bytes for one group to hold the input.
+    input="$gpu/data/enwik6"
+    size=$(stat -c %s "$input")
+    for seqs in 16 64 256; do
+        measure "auto" "$seqs" $(((size + seqs - 1) / seqs))
+    done
+    # The CPU path, in the same report: the first 128 KiB (all of enwik6 takes the CPU
+    # longer than one device call may run), 16 chunks in lockstep.
+    input="$out/enwik6-128k"
+    head -c 131072 "$gpu/data/enwik6" >"$input"
+    size=131072
+    measure "cpu" 16 8192
+    # A GPU archive must be refused, clearly, on the CPU.
+    rm -f "$input"
+    if "$nzip" decompress -c --device cpu "$out/gpu-16.nz" >/dev/null 2>"$out/refusal.txt"; then
+        echo "a GPU archive decoded on the CPU: numerics are not checked" | tee -a "$out/report.txt"
+    else
+        sed 's/^/refused on the CPU: /' "$out/refusal.txt" | tee -a "$out/report.txt"
+    fi
+}
+
+# measure DEVICE SEQS CHUNK: one compress and one decompress, checked, with -v's LLM lines.
+measure() {
+    local device=$1 seqs=$2 chunk=$3
+    local tag
+    tag=$([ "$device" = cpu ] && echo cpu || echo gpu)-$seqs
+    local archive="$out/$tag.nz" back="$out/$tag.out"
+    local t0 t1 t2
+    t0=$(date +%s.%N)
+    "$nzip" compress -v -f --device "$device" --seqs "$seqs" --chunk-size "$chunk" \
+        -o "$archive" "$input" 2>"$out/$tag.compress.log"
+    t1=$(date +%s.%N)
+    "$nzip" decompress -v -f --device "$device" -o "$back" "$archive" 2>"$out/$tag.decompress.log"
+    t2=$(date +%s.%N)
+    cmp "$input" "$back"
+    rm -f "$back"
+    python3 - "$size" "$(stat -c %s "$archive")" "$t0" "$t1" "$t2" "$device" "$seqs" "$chunk" <<'EOF' | tee -a "$out/report.txt"
+import sys
+size, packed = int(sys.argv[1]), int(sys.argv[2])
+t0, t1, t2 = map(float, sys.argv[3:6])
+device, seqs, chunk = sys.argv[6:9]
+mbps = lambda s: size / s / 1e6
+print(f"{device:<6} {seqs:<8} {chunk:<10} {8 * packed / size:<8.4f} "
+      f"{t1 - t0:6.1f} s {mbps(t1 - t0):.3f} MB/s  {t2 - t1:6.1f} s {mbps(t2 - t1):.3f} MB/s")
+EOF
+    grep -h "LLM:" "$out/$tag.compress.log" "$out/$tag.decompress.log" | tee -a "$out/report.txt"
+}
+
+case "${1:-}" in
+pack | build | join) "$1" ;;
+run) run "${2:-}" ;;
+*)
+    sed -n '2,17p' "$0"
+    exit 2
+    ;;
+esac
