@@ -18,7 +18,7 @@ use crate::container::{Archive, ChunkEntry, ChunkKind, Header, ModelSection};
 use crate::error::{Error, Result};
 use crate::models;
 use crate::predict::ensemble::TokenModelKind;
-use crate::predict::llama::{ChunkDriver, Placement};
+use crate::predict::llama::{ChunkDriver, DeviceChoice, Placement};
 use crate::token::{NoTokenizer, Tokenizer, Vocabulary};
 
 /// Decompresses a whole archive in memory, writing the original bytes to `out` chunk by
@@ -291,16 +291,22 @@ impl<'h> GroupDecoder<'h> {
         let vocab = self.pool.install(|| Vocabulary::new(workers.model()));
         let mut runners = workers.runners(m.schedule);
         loop {
-            // One group per worker at a time, written in order.
+            // One group per worker at a time, written in order. A group that cannot be read
+            // (a truncated stream) ends the run after the groups before it are written.
             let mut batch = Vec::with_capacity(runners.len());
+            let mut unreadable = None;
             while batch.len() < runners.len() {
                 match groups.next() {
-                    Some(group) => batch.push(group?),
+                    Some(Ok(group)) => batch.push(group),
+                    Some(Err(e)) => {
+                        unreadable = Some(e);
+                        break;
+                    }
                     None => break,
                 }
             }
             if batch.is_empty() {
-                return Ok(());
+                return unreadable.map_or(Ok(()), Err);
             }
             let jobs: Vec<(Batch<'a>, Vec<bool>)> = batch
                 .into_iter()
@@ -315,6 +321,9 @@ impl<'h> GroupDecoder<'h> {
             })?;
             for (group, needed, decoded) in decoded {
                 write(group, &needed, decoded?, sink)?;
+            }
+            if let Some(e) = unreadable {
+                return Err(e);
             }
         }
     }
@@ -386,7 +395,17 @@ fn write(
 
 /// The archive's model, checked against its numerics fingerprint and vocabulary size.
 fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
-    let placement = Placement::resolve(&opts.device, opts.workers)?;
+    let mut placement = Placement::resolve(&opts.device, opts.workers)?;
+    // `auto` decodes where the archive's numerics are computed: an archive made on the CPU
+    // decodes on the CPU of a GPU build too.
+    if opts.device == DeviceChoice::Auto && placement.numerics_fingerprint() != m.numerics {
+        let cpu = Placement::Cpu {
+            workers: opts.workers,
+        };
+        if cpu.numerics_fingerprint() == m.numerics {
+            placement = cpu;
+        }
+    }
     let here = placement.numerics_fingerprint();
     if m.numerics != here && !opts.force_numerics {
         return Err(Error::NumericsMismatch {

@@ -201,10 +201,11 @@ impl Placement {
             DeviceChoice::Auto => all.into_iter().filter(|d| d.gpu).collect(),
             DeviceChoice::Named(names) => {
                 let mut chosen = Vec::new();
+                let mut cpu_named = false;
                 for name in names {
                     let found = all.iter().find(|d| d.name.eq_ignore_ascii_case(name));
                     match found {
-                        Some(d) if !d.gpu => return Ok(cpu),
+                        Some(d) if !d.gpu => cpu_named = true,
                         Some(d) if !chosen.contains(d) => chosen.push(d.clone()),
                         Some(_) => {}
                         None => {
@@ -215,6 +216,13 @@ impl Placement {
                             )));
                         }
                     }
+                }
+                if cpu_named && !chosen.is_empty() {
+                    return Err(Error::Usage(
+                        "the CPU and GPUs compute different numerics; an archive must come \
+                         from one kind of device: name either the CPU or GPUs with --device"
+                            .into(),
+                    ));
                 }
                 chosen
             }
