@@ -24,6 +24,7 @@ part_size=40M
 pack() {
     rm -rf "$gpu"
     mkdir -p "$gpu/bin" "$gpu/src" "$gpu/data" "$gpu/model"
+    cargo build --release --locked    # the static binary fetches the model below
     cargo build --release --locked --features dynamic-link --target-dir target/dynamic
     cp target/dynamic/release/nzip "$gpu/bin/nzip"
     local sys
