@@ -1,6 +1,7 @@
 //! Per-token CPU cost of everything between the LLM's logits and the range coder (softmax,
 //! ensemble, quantization, coding) for the vocabulary sizes of our model tiers: the work each
-//! `decode` step adds per chunk. `cargo bench --bench token_step`.
+//! `decode` step adds per chunk, on one thread and on all of them (a lone chunk's vocabulary is
+//! split over the cores). `cargo bench --bench token_step`.
 //!
 //! Logits are synthetic but shaped like a small LM's (a broad bulk some 20 nats below a few
 //! strong candidates), and the tokens repeat phrases so the n-grams and the match model work.
@@ -63,45 +64,67 @@ fn workload(vocab: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
 }
 
 fn main() {
-    println!("per-token cost of softmax + token model + quantization + range coding (1 thread)");
+    println!("per-token cost of softmax + token model + quantization + range coding, one chunk");
     println!(
-        "{:>8} {:>10} {:>12} {:>12}",
-        "vocab", "model", "encode µs", "decode µs"
+        "{:>8} {:>10} {:>8} {:>12} {:>12}",
+        "vocab", "model", "threads", "encode µs", "decode µs"
     );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut thread_counts = vec![1];
+    if cores > 1 {
+        thread_counts.push(cores);
+    }
     for vocab in VOCABS {
         let (tokens, logits) = workload(vocab);
         for kind in [TokenModelKind::Bare, TokenModelKind::Ensemble] {
-            let mut cdf = Vec::new();
-            let mut model = TokenModel::new(kind);
-            let mut encoder = SymbolEncoder::new();
-            let started = Instant::now();
-            for (&t, l) in tokens.iter().zip(&logits) {
-                model.predict(l, &mut cdf);
-                encoder.encode(t as usize, &cdf).expect("encode");
-                model.update(t);
+            for &threads in &thread_counts {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("thread pool");
+                pool.install(|| step_cost(vocab, kind, threads, &tokens, &logits));
             }
-            let encode = started.elapsed();
-            let stream = encoder.finish().expect("finish");
-            let mut model = TokenModel::new(kind);
-            let mut decoder = SymbolDecoder::new(&stream, 0).expect("stream");
-            let started = Instant::now();
-            for (&t, l) in tokens.iter().zip(&logits) {
-                model.predict(l, &mut cdf);
-                let got = decoder.decode(&cdf, 0).expect("decode") as u32;
-                assert_eq!(got, t, "round trip");
-                model.update(black_box(got));
-            }
-            let decode = started.elapsed();
-            let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / STEPS as f64;
-            let name = match kind {
-                TokenModelKind::Bare => "bare",
-                TokenModelKind::Ensemble => "ensemble",
-            };
-            println!(
-                "{vocab:>8} {name:>10} {:>12.1} {:>12.1}",
-                per(encode),
-                per(decode)
-            );
         }
     }
+}
+
+/// Codes `tokens` with `logits` and decodes them back, printing the cost per token.
+fn step_cost(
+    vocab: usize,
+    kind: TokenModelKind,
+    threads: usize,
+    tokens: &[u32],
+    logits: &[Vec<f32>],
+) {
+    let mut cdf = Vec::new();
+    let mut model = TokenModel::new(kind);
+    let mut encoder = SymbolEncoder::new();
+    let started = Instant::now();
+    for (&t, l) in tokens.iter().zip(logits) {
+        model.predict(l, &mut cdf);
+        encoder.encode(t as usize, &cdf).expect("encode");
+        model.update(t);
+    }
+    let encode = started.elapsed();
+    let stream = encoder.finish().expect("finish");
+    let mut model = TokenModel::new(kind);
+    let mut decoder = SymbolDecoder::new(&stream, 0).expect("stream");
+    let started = Instant::now();
+    for (&t, l) in tokens.iter().zip(logits) {
+        model.predict(l, &mut cdf);
+        let got = decoder.decode(&cdf, 0).expect("decode") as u32;
+        assert_eq!(got, t, "round trip");
+        model.update(black_box(got));
+    }
+    let decode = started.elapsed();
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / STEPS as f64;
+    let name = match kind {
+        TokenModelKind::Bare => "bare",
+        TokenModelKind::Ensemble => "ensemble",
+    };
+    println!(
+        "{vocab:>8} {name:>10} {threads:>8} {:>12.1} {:>12.1}",
+        per(encode),
+        per(decode)
+    );
 }

@@ -9,6 +9,7 @@ use clap::Parser;
 use cli::args::{Cli, Command};
 
 fn main() {
+    shorten_openmp_spin();
     let argv = cli::normalize(std::env::args_os().collect());
     let cli = Cli::parse_from(argv); // exits with 2 on usage errors
     let result = match &cli.command {
@@ -33,5 +34,32 @@ fn main() {
             1
         };
         std::process::exit(code);
+    }
+}
+
+/// llama.cpp's OpenMP threads keep spinning after each `decode` (libgomp's default is 300,000
+/// rounds, milliseconds), holding the cores that the coder's work between decodes needs; on 2
+/// cores with Gemma 3 a short spin made the model 4% and the whole pipeline 7% faster. libgomp
+/// reads `GOMP_SPINCOUNT` only as it loads, before `main`, so nzip starts itself over once with
+/// a short spin, unless the user chose one (or a wait policy). If that fails, it runs as it is.
+fn shorten_openmp_spin() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        if std::env::var_os("GOMP_SPINCOUNT").is_some()
+            || std::env::var_os("OMP_WAIT_POLICY").is_some()
+        {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut args = std::env::args_os();
+        let mut command = std::process::Command::new(exe);
+        if let Some(arg0) = args.next() {
+            command.arg0(arg0);
+        }
+        // `exec` only returns on failure.
+        let _ = command.args(args).env("GOMP_SPINCOUNT", "10000").exec();
     }
 }

@@ -4,6 +4,12 @@
 //! logits are turned into fixed-point weights with our own `exp2` built from plain IEEE
 //! add/mul on `f64` (no platform `exp`, no fused multiply-add, a fixed order), and weights are
 //! turned into a CDF with integer arithmetic only.
+//!
+//! Large vocabularies are cut into [`PART`]-symbol parts that the thread pool shares, so a
+//! lone chunk's token step uses every core. Parts only ever combine through integer sums,
+//! maxima and prefix offsets, which are the same in any order: the split never changes a bit.
+
+use rayon::prelude::*;
 
 /// Bits of precision of every CDF handed to the range coder.
 pub const PRECISION: u32 = 24;
@@ -13,6 +19,13 @@ pub const TOTAL: u32 = 1 << PRECISION;
 /// Logits more than this many binary orders of magnitude below the maximum get weight 0 (and
 /// then the floor frequency of 1). 2^-40 of the top weight is far below what 24 bits resolve.
 const MIN_EXP2: f64 = -40.0;
+
+/// Symbols per part of a vocabulary (Gemma's 262,144 are 8 parts, SmolLM2's 49,152 two). Big
+/// enough that a part's work (tens of microseconds) dwarfs handing it to another thread.
+pub const PART: usize = 1 << 15;
+
+/// At most this many parts: [`weights_to_cdf`] takes up to `TOTAL / 2` symbols.
+const MAX_PARTS: usize = (TOTAL as usize / 2).div_ceil(PART);
 
 /// `2^f` for `f` in `[0, 1)`: a degree-8 Taylor polynomial of `e^(f ln 2)` in Horner form. Its
 /// accuracy (~1e-8 relative) only affects compression, never correctness, because encoder and
@@ -121,7 +134,14 @@ fn softmax_weights_avx2(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
 /// their sum. Degenerate output (no finite maximum: all `-inf` or NaN) gives every symbol
 /// weight 1, identically on both sides.
 pub fn softmax_weights(logits: &[f32], out: &mut Vec<u64>) -> u64 {
-    let max = max_logit(logits);
+    let max = if logits.len() > PART {
+        logits
+            .par_chunks(PART)
+            .map(max_logit)
+            .reduce(|| f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
+    } else {
+        max_logit(logits)
+    };
     out.clear();
     if !max.is_finite() {
         out.resize(logits.len(), 1);
@@ -129,6 +149,18 @@ pub fn softmax_weights(logits: &[f32], out: &mut Vec<u64>) -> u64 {
     }
     out.resize(logits.len(), 0);
     let max = max as f64;
+    if logits.len() > PART {
+        return out
+            .par_chunks_mut(PART)
+            .zip(logits.par_chunks(PART))
+            .map(|(out, logits)| softmax_weights_part(logits, max, out))
+            .reduce(|| 0, u64::wrapping_add);
+    }
+    softmax_weights_part(logits, max, out)
+}
+
+/// [`softmax_weight`] of every logit, with the widest vector unit there is; returns the sum.
+fn softmax_weights_part(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has just been found to support AVX2.
@@ -162,12 +194,22 @@ fn max_logit(logits: &[f32]) -> f32 {
 pub fn scale_weights(weights: &[u64], factor: f64, out: &mut Vec<u64>) -> u64 {
     out.clear();
     out.resize(weights.len(), 0);
-    let mut sum = 0u64;
-    for (o, &w) in out.iter_mut().zip(weights) {
-        *o = small_to_u64(floor_small(u64_to_small(w) * factor));
-        sum = sum.wrapping_add(*o);
+    let part = |(out, weights): (&mut [u64], &[u64])| {
+        let mut sum = 0u64;
+        for (o, &w) in out.iter_mut().zip(weights) {
+            *o = small_to_u64(floor_small(u64_to_small(w) * factor));
+            sum = sum.wrapping_add(*o);
+        }
+        sum
+    };
+    if weights.len() > PART {
+        return out
+            .par_chunks_mut(PART)
+            .zip(weights.par_chunks(PART))
+            .map(part)
+            .reduce(|| 0, u64::wrapping_add);
     }
-    sum
+    part((out, weights))
 }
 
 /// Reusable buffers that turn one logit vector into a CDF without allocating per token.
@@ -194,35 +236,30 @@ impl Quantizer {
 ///
 /// Panics if there are no symbols or more than `TOTAL / 2` of them (a programming error).
 pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
-        return unsafe { weights_to_cdf_avx2(weights, cdf) };
-    }
-    weights_to_cdf_portable(weights, cdf)
-}
-
-/// Integer arithmetic only: any instruction set gives the same CDF.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn weights_to_cdf_avx2(weights: &[u64], cdf: &mut Vec<u32>) {
-    weights_to_cdf_portable(weights, cdf)
-}
-
-#[inline(always)]
-fn weights_to_cdf_portable(weights: &[u64], cdf: &mut Vec<u32>) {
     let n = weights.len();
     assert!(
         n > 0 && n <= (TOTAL / 2) as usize,
         "symbol count {n} out of range"
     );
     let budget = (TOTAL as u64) - n as u64; // what remains after the floor of 1 each
-    let (mut sum, mut top) = (0u64, 0u64);
-    for &w in weights {
-        sum += w;
-        top = top.max(w);
-    }
-    let heaviest = weights.iter().position(|&w| w == top).unwrap_or(0);
+    let parallel = n > PART;
+    // The sum, the largest weight and where it first occurs; `reduce` combines neighbouring
+    // parts in order and keeps the left one on ties, so `heaviest` is the first in any split.
+    let first_of = |a: Heaviest, b: Heaviest| Heaviest {
+        sum: a.sum + b.sum,
+        ..if b.top > a.top { b } else { a }
+    };
+    let Heaviest {
+        sum, at: heaviest, ..
+    } = if parallel {
+        weights
+            .par_chunks(PART)
+            .enumerate()
+            .map(|(k, part)| heaviest_in(part, k * PART))
+            .reduce(Heaviest::default, first_of)
+    } else {
+        heaviest_in(weights, 0)
+    };
     cdf.clear();
     cdf.resize(n + 1, 0);
     if sum == 0 {
@@ -239,32 +276,130 @@ fn weights_to_cdf_portable(weights: &[u64], cdf: &mut Vec<u32>) {
     // q_i = floor(w_i * budget / sum) via a 64.64 fixed-point reciprocal; never rounds up, so
     // the q_i sum to at most `budget`.
     let scale: u128 = ((budget as u128) << 64) / sum as u128;
+    // First every part's CDF counted from its own start, then the parts before it and the
+    // rounding remainder (given to the heaviest symbol) added on.
+    let mut given = [0u64; MAX_PARTS];
+    let parts = n.div_ceil(PART);
+    let bounds = &mut cdf[1..];
+    if parallel {
+        bounds
+            .par_chunks_mut(PART)
+            .zip(weights.par_chunks(PART))
+            .zip(given[..parts].par_iter_mut())
+            .for_each(|((bounds, weights), given)| *given = local_cdf(weights, scale, bounds));
+    } else {
+        given[0] = local_cdf(weights, scale, bounds);
+    }
+    let remainder = budget - given[..parts].iter().sum::<u64>();
+    let mut offsets = [0u32; MAX_PARTS];
+    let mut acc = 0u64;
+    for k in 0..parts {
+        offsets[k] = acc as u32;
+        acc += (PART.min(n - k * PART)) as u64 + given[k];
+    }
+    let finish = |k: usize, bounds: &mut [u32]| {
+        let start = k * PART;
+        // Bound i (the top of symbol start + i) moves up by the remainder from the heaviest on.
+        let split = heaviest.saturating_sub(start).min(bounds.len());
+        let (before, after) = bounds.split_at_mut(split);
+        add_to_all(before, offsets[k]);
+        add_to_all(after, offsets[k] + remainder as u32);
+    };
+    if parallel {
+        bounds
+            .par_chunks_mut(PART)
+            .enumerate()
+            .for_each(|(k, bounds)| finish(k, bounds));
+    } else {
+        finish(0, bounds);
+    }
+    debug_assert_eq!(*cdf.last().unwrap(), TOTAL);
+}
+
+/// A part's weight sum, its largest weight and the first index that has it.
+#[derive(Clone, Copy, Default)]
+struct Heaviest {
+    sum: u64,
+    top: u64,
+    at: usize,
+}
+
+/// [`Heaviest`] of `weights`, which start at symbol `start`.
+fn heaviest_in(weights: &[u64], start: usize) -> Heaviest {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { heaviest_in_avx2(weights, start) };
+    }
+    heaviest_in_portable(weights, start)
+}
+
+/// Integer arithmetic only: any instruction set gives the same result.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn heaviest_in_avx2(weights: &[u64], start: usize) -> Heaviest {
+    heaviest_in_portable(weights, start)
+}
+
+#[inline(always)]
+fn heaviest_in_portable(weights: &[u64], start: usize) -> Heaviest {
+    let (mut sum, mut top) = (0u64, 0u64);
+    for &w in weights {
+        sum += w;
+        top = top.max(w);
+    }
+    let at = start + weights.iter().position(|&w| w == top).unwrap_or(0);
+    Heaviest { sum, top, at }
+}
+
+/// Writes `bounds[i] = (i + 1) + q_0 + … + q_i` with `q_i = floor(w_i * scale / 2^64)`;
+/// returns the sum of the `q_i`.
+fn local_cdf(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { local_cdf_avx2(weights, scale, bounds) };
+    }
+    local_cdf_portable(weights, scale, bounds)
+}
+
+/// Integer arithmetic only: any instruction set gives the same bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn local_cdf_avx2(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
+    local_cdf_portable(weights, scale, bounds)
+}
+
+#[inline(always)]
+fn local_cdf_portable(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
     let mut given = 0u64;
     let mut acc = 0u64;
     if let Ok(scale) = u64::try_from(scale) {
         // The usual case (sum >= budget): one 64×64-bit multiply per symbol.
-        for (c, &w) in cdf[1..].iter_mut().zip(weights) {
+        for (c, &w) in bounds.iter_mut().zip(weights) {
             let q = ((w as u128 * scale as u128) >> 64) as u64;
             given += q;
             acc += 1 + q;
             *c = acc as u32;
         }
     } else {
-        for (c, &w) in cdf[1..].iter_mut().zip(weights) {
+        for (c, &w) in bounds.iter_mut().zip(weights) {
             let q = ((w as u128 * scale) >> 64) as u64;
             given += q;
             acc += 1 + q;
             *c = acc as u32;
         }
     }
-    let remainder = budget - given;
-    if remainder > 0 {
-        // Shift every boundary after the heaviest symbol up by the remainder.
-        for c in &mut cdf[heaviest + 1..] {
-            *c += remainder as u32;
+    given
+}
+
+/// `v += add` for every element (vectorizes; skipped when there is nothing to add).
+fn add_to_all(values: &mut [u32], add: u32) {
+    if add != 0 {
+        for v in values {
+            *v += add;
         }
     }
-    debug_assert_eq!(*cdf.last().unwrap(), TOTAL);
 }
 
 #[cfg(test)]
@@ -393,6 +528,65 @@ mod tests {
         check_cdf(&cdf, 3);
         q.logits_to_cdf(&[f32::NEG_INFINITY; 5], &mut cdf);
         check_cdf(&cdf, 5);
+    }
+
+    /// The CDF builder as it was before vocabularies were split into parts: one pass, the
+    /// remainder added to every bound from the first heaviest symbol on.
+    fn weights_to_cdf_in_one_pass(weights: &[u64]) -> Vec<u32> {
+        let n = weights.len();
+        let budget = TOTAL as u64 - n as u64;
+        let sum: u64 = weights.iter().sum();
+        let top = *weights.iter().max().unwrap();
+        let heaviest = weights.iter().position(|&w| w == top).unwrap();
+        let scale: u128 = ((budget as u128) << 64) / sum as u128;
+        let mut cdf = vec![0u32];
+        let (mut given, mut acc) = (0u64, 0u64);
+        for &w in weights {
+            let q = ((w as u128 * scale) >> 64) as u64;
+            given += q;
+            acc += 1 + q;
+            cdf.push(acc as u32);
+        }
+        for c in &mut cdf[heaviest + 1..] {
+            *c += (budget - given) as u32;
+        }
+        cdf
+    }
+
+    /// However a vocabulary is cut into parts, and wherever its heaviest symbols fall (ties
+    /// across parts included), the CDF is the one-pass CDF.
+    #[test]
+    fn parts_give_the_one_pass_cdf() {
+        let mut state = 0x0bad_5eed_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for n in [1, 5, 256, PART - 1, PART, PART + 1, 3 * PART + 17, 262_144] {
+            for case in 0..4 {
+                let mut weights: Vec<u64> = (0..n).map(|_| next() % 5000).collect();
+                let top = 1 << 32;
+                match case {
+                    0 => weights[n - 1] = top,
+                    1 => {
+                        weights[n / 2] = top;
+                        weights[n - 1] = top;
+                    }
+                    2 => weights[0] = 1 << 40,
+                    _ => weights.iter_mut().for_each(|w| *w *= 1 << 20),
+                }
+                let mut cdf = Vec::new();
+                weights_to_cdf(&weights, &mut cdf);
+                assert_eq!(
+                    cdf,
+                    weights_to_cdf_in_one_pass(&weights),
+                    "n {n} case {case}"
+                );
+                check_cdf(&cdf, n);
+            }
+        }
     }
 
     #[test]

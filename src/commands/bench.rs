@@ -257,11 +257,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if throughput.iter().any(|t| t.tokens[0] > 0) {
         println!(
             "\nLLM tokens per second, all files: the model alone (time inside llama.cpp's \
-             decode) and the whole pipeline (wall time), and the pipeline's overhead"
+             decode) and the whole pipeline (wall time, model loading included); the pipeline's \
+             overhead, and the part of it spent in the steps (coding between decode calls)"
         );
         println!(
-            "{:<16} {:>12} {:>12} {:>9} {:>12} {:>12} {:>9}",
-            "mode", "compress", "pipeline", "overhead", "decompress", "pipeline", "overhead"
+            "{:<16} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
+            "mode",
+            "compress",
+            "pipeline",
+            "overhead",
+            "in steps",
+            "decompress",
+            "pipeline",
+            "overhead",
+            "in steps"
         );
         for ((name, _), t) in modes.iter().zip(&throughput) {
             if t.tokens[0] == 0 {
@@ -269,11 +278,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             print!("{name:<16}");
             for side in 0..2 {
-                let model = t.tokens[side] as f64 / t.decode_s[side].max(1e-9);
+                let decode_s = t.decode_s[side].max(1e-9);
+                let model = t.tokens[side] as f64 / decode_s;
                 let pipeline = t.tokens[side] as f64 / t.wall_s[side].max(1e-9);
                 print!(
-                    " {model:>12.1} {pipeline:>12.1} {:>8.1}%",
-                    100.0 * (model / pipeline.max(1e-9) - 1.0)
+                    " {model:>10.1} {pipeline:>9.1} {:>8.1}% {:>8.1}%",
+                    100.0 * (model / pipeline.max(1e-9) - 1.0),
+                    100.0 * t.rest_s[side] / decode_s
                 );
             }
             println!();
@@ -329,6 +340,8 @@ fn pipe_through(tool: &str, flags: &[&str], data: &[u8]) -> Option<Vec<u8>> {
 struct Throughput {
     tokens: [u64; 2],
     decode_s: [f64; 2],
+    /// The rest of each step: what the pipeline adds between `decode` calls.
+    rest_s: [f64; 2],
     wall_s: [f64; 2],
 }
 
@@ -337,6 +350,7 @@ impl Throughput {
         if llm.tokens > 0 {
             self.tokens[side] += llm.tokens;
             self.decode_s[side] += llm.decode.as_secs_f64();
+            self.rest_s[side] += llm.rest.as_secs_f64();
             self.wall_s[side] += wall_s;
         }
     }

@@ -479,6 +479,9 @@ impl GroupRunner<'_> {
             self.ctx
                 .decode(&mut self.batch)
                 .map_err(|e| Error::Llama(format!("decode at step {t}: {e}")))?;
+            // GPU backends return before the graph has run; wait here so that the model's
+            // time is counted as the model's, not as the coder's.
+            self.ctx.synchronize();
             let decode_took = decode_started.elapsed();
             let ctx = &self.ctx;
             let logits: Vec<&[f32]> = (0..active.len())
