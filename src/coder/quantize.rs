@@ -22,7 +22,7 @@ const MIN_EXP2: f64 = -40.0;
 
 /// Symbols per part of a vocabulary (Gemma's 262,144 are 8 parts, SmolLM2's 49,152 two). Big
 /// enough that a part's work (tens of microseconds) dwarfs handing it to another thread.
-pub const PART: usize = 1 << 15;
+const PART: usize = 1 << 15;
 
 /// At most this many parts: [`weights_to_cdf`] takes up to `TOTAL / 2` symbols.
 const MAX_PARTS: usize = (TOTAL as usize / 2).div_ceil(PART);
