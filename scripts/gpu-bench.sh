@@ -49,7 +49,8 @@ build() {
     cmake -S "$gpu/llama.cpp" -B "$gpu/build" -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON -DGGML_CUDA_NCCL=OFF -DGGML_NATIVE=OFF \
         -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_CUDA_ARCHITECTURES=native
+        -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_COMMON=OFF \
+        -DCMAKE_CUDA_ARCHITECTURES=native
     cmake --build "$gpu/build" -j "$(nproc)" --target llama
     find "$gpu/build" -name '*.so*' -printf '%f\n' | sort
 }

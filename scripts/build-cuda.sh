@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds nzip with llama.cpp's CUDA backend (target/cuda/release/nzip). Where no nvcc is on
+# PATH, on Debian 12 it installs Debian's own CUDA toolkit (nvidia-cuda-toolkit 11.8 from the
+# non-free component: 1.6 GB to download, 5.5 GB installed, with the driver's libcuda1, which
+# the binary links); elsewhere install NVIDIA's toolkit first.
+#
+#   scripts/build-cuda.sh                         # CUDA 12+: sm_90 (H100, H200); 11.8: PTX
+#   CMAKE_CUDA_ARCHITECTURES="80-real;90-real" scripts/build-cuda.sh
+#   target/cuda/release/nzip devices
+#
+# Only the GPU architectures named are compiled (each one costs about as much as the first).
+# With CUDA 11.8 this llama.cpp does not compile for sm_90 (its Hopper code calls
+# cudaGridDependencySynchronize, which 11.8's headers lack), so the default there is PTX for
+# sm_80, which the driver compiles for Ampere and Hopper GPUs on first use; Blackwell (sm_120)
+# needs CUDA 12.8. Flash attention kernels are left out (GGML_CUDA_FA=OFF): nzip turns flash
+# attention off in every context, since its logits depend on the thread split. The binary
+# links the driver's libcuda.so.1, so it needs the NVIDIA driver's library even on the CPU.
+#
+# Checked on 2026-12-01 without a GPU: Debian's toolkit installs, CMake configures, and six of
+# the heaviest CUDA sources compile for 80-virtual in 177 s (ggml-cuda.cu, mmq, mmvq, softmax,
+# the Q4_1 and Q4_K matrix kernels). The whole build (estimated at an hour of 2 cores) has
+# not yet been run to the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+if ! command -v nvcc >/dev/null; then
+    if ! grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then
+        echo "no nvcc on PATH: install NVIDIA's CUDA toolkit (>= 11.8), then run this again" >&2
+        exit 1
+    fi
+    echo "installing Debian's nvidia-cuda-toolkit (CUDA 11.8, 1.6 GB download)" >&2
+    # Debian keeps the toolkit in contrib/non-free; a separate source list leaves the
+    # system's own untouched.
+    $SUDO tee /etc/apt/sources.list.d/nzip-cuda.sources >/dev/null <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: contrib non-free
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        nvidia-cuda-toolkit cmake libclang-dev >/dev/null
+fi
+nvcc --version | tail -1 >&2
+
+# llama-cpp-sys-2 hands CMAKE_* and GGML_* variables to llama.cpp's CMake.
+cuda_major=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+if ((cuda_major >= 12)); then default_arch=90-real; else default_arch=80-virtual; fi
+export CMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-$default_arch}"
+export GGML_CUDA_FA="${GGML_CUDA_FA:-OFF}"
+echo "CUDA architectures: $CMAKE_CUDA_ARCHITECTURES" >&2
+CARGO_TARGET_DIR=target/cuda cargo build --release --locked --features cuda
+echo "built target/cuda/release/nzip" >&2
