@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/deps.sh    # cmake and libclang, as for every build
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 if ! command -v nvcc >/dev/null; then
     if ! grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then
@@ -41,13 +42,13 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        nvidia-cuda-toolkit cmake libclang-dev >/dev/null
+        nvidia-cuda-toolkit >/dev/null
 fi
 nvcc --version | tail -1 >&2
 
 # llama-cpp-sys-2 hands CMAKE_* and GGML_* variables to llama.cpp's CMake.
 cuda_major=$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
-if ((cuda_major >= 12)); then default_arch=90-real; else default_arch=80-virtual; fi
+if ((${cuda_major:-0} >= 12)); then default_arch=90-real; else default_arch=80-virtual; fi
 export CMAKE_CUDA_ARCHITECTURES="${CMAKE_CUDA_ARCHITECTURES:-$default_arch}"
 export GGML_CUDA_FA="${GGML_CUDA_FA:-OFF}"
 echo "CUDA architectures: $CMAKE_CUDA_ARCHITECTURES" >&2
