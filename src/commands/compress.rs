@@ -11,7 +11,8 @@ use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
-use super::{input, progress, report};
+use super::progress::Progress;
+use super::{input, report};
 use crate::cli::args::CompressArgs;
 
 /// A reader that hashes what passes through it, so --verify can compare the decoded archive
@@ -171,7 +172,7 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
         Error::IoOther(source) => Error::io(file, source),
         e => e,
     };
-    let bar = progress::bar(input.size, "compress", io.quiet);
+    let bar = Progress::new(input.size, "compress", io.quiet, io.verbose);
     let started = std::time::Instant::now();
     let llm_before = LlmTimes::now();
     let mut reader = Hashing::new(input.reader);
@@ -195,7 +196,7 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
             (stats, None) => stats.map_err(in_error)?,
         }
     };
-    bar.finish_and_clear();
+    bar.finish();
     if args.verify {
         let digest = reader.digest();
         match &out {

@@ -8,7 +8,8 @@ use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
-use super::{input, progress, report};
+use super::progress::Progress;
+use super::{input, report};
 use crate::cli::args::{DecodeArgs, DecompressArgs, PlacementArgs};
 
 pub fn run(args: &DecompressArgs) -> Result<()> {
@@ -106,20 +107,20 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
                 Some(r) => Some(r.end.saturating_sub(r.start)),
                 None => size,
             };
-            let bar = progress::bar(total, "decompress", io.quiet);
+            let bar = Progress::new(total, "decompress", io.quiet, io.verbose);
             let outcome = pipeline::decompress_range(&data, range, opts, &mut writes, &|done| {
                 bar.set_position(done)
             });
-            bar.finish_and_clear();
+            bar.finish();
             (outcome, data.len() as u64)
         }
         Source::Stream(stream) => {
-            let bar = progress::bar(None, "decompress", io.quiet);
+            let bar = Progress::new(None, "decompress", io.quiet, io.verbose);
             let mut reader = stream.reader;
             let outcome = pipeline::decompress_stream(&mut reader, opts, &mut writes, &|done| {
                 bar.set_position(done)
             });
-            bar.finish_and_clear();
+            bar.finish();
             (outcome, stream.size.unwrap_or(0))
         }
     };
