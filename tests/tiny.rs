@@ -170,8 +170,8 @@ fn chunks_the_byte_model_codes_better_leave_the_llm() {
     );
 }
 
-/// Both token models round-trip through several groups and slides; on text that repeats
-/// beyond the window the ensemble's n-grams and match model code it far smaller than the
+/// Every token model round-trips through several groups and slides; on text that repeats
+/// beyond the window the ensembles' n-grams and match model code it far smaller than the
 /// tiny model's softmax alone, which cannot see that far.
 #[test]
 fn token_ensemble_against_the_bare_softmax() {
@@ -188,6 +188,7 @@ fn token_ensemble_against_the_bare_softmax() {
     };
     let bare = with(TokenModelKind::Bare);
     let ensemble = with(TokenModelKind::Ensemble);
+    let biased = with(TokenModelKind::BiasedEnsemble);
     let model = |a: &[u8]| {
         Archive::parse(a)
             .unwrap()
@@ -197,12 +198,15 @@ fn token_ensemble_against_the_bare_softmax() {
     };
     assert_eq!(model(&bare), Some(TokenModelKind::Bare));
     assert_eq!(model(&ensemble), Some(TokenModelKind::Ensemble));
-    assert!(
-        ensemble.len() * 3 < bare.len(),
-        "ensemble {} bytes, bare {}",
-        ensemble.len(),
-        bare.len()
-    );
+    assert_eq!(model(&biased), Some(TokenModelKind::BiasedEnsemble));
+    for (name, archive) in [("ensemble", &ensemble), ("biased ensemble", &biased)] {
+        assert!(
+            archive.len() * 3 < bare.len(),
+            "{name} {} bytes, bare {}",
+            archive.len(),
+            bare.len()
+        );
+    }
 }
 
 /// Several CPU workers stand in for several GPUs: groups run at once on separate llama.cpp

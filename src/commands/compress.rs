@@ -131,7 +131,7 @@ fn options(args: &CompressArgs) -> Result<CompressOptions> {
         token_model: if args.bare_llm {
             TokenModelKind::Bare
         } else {
-            TokenModelKind::Ensemble
+            TokenModelKind::BiasedEnsemble
         },
         chunk_size: args.chunk_size.map_or(base.chunk_size, |c| c as usize),
         window: args.window.unwrap_or(base.window),

@@ -226,7 +226,11 @@ impl Header {
             let token_model = if version >= FRAMED_VERSION {
                 let id = r.u8()?;
                 TokenModelKind::from_id(id)
-                    .ok_or_else(|| Error::Corrupt(format!("unknown token model {id}")))?
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!(
+                            "unknown token model {id} (archive from a newer nzip, or damaged)"
+                        ))
+                    })?
             } else {
                 TokenModelKind::Bare
             };
@@ -321,7 +325,7 @@ mod tests {
                     seqs: 16,
                     start_token: 0,
                 },
-                token_model: TokenModelKind::Ensemble,
+                token_model: TokenModelKind::BiasedEnsemble,
             }),
         }
     }

@@ -68,7 +68,7 @@ impl Default for CompressOptions {
             model: models::DEFAULT_MODEL.into(),
             fast: false,
             always_llm: false,
-            token_model: TokenModelKind::Ensemble,
+            token_model: TokenModelKind::BiasedEnsemble,
             chunk_size: DEFAULT_CHUNK_SIZE,
             window: DEFAULT_WINDOW,
             slide: DEFAULT_SLIDE,
