@@ -41,22 +41,26 @@ impl<W: Write + Send> ChunkDriver for Recorder<W> {
     }
 }
 
-fn record(input: &str, output: &str) -> nzip::Result<()> {
-    let data = std::fs::read(input)?;
-    let file = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?;
-    let lm = LanguageModel::load(&file.path)?;
-    let vocab = Vocabulary::new(&lm);
-    let mut text_bytes = 0u64;
-    let tokens: Vec<u32> = segment_chunk(&vocab, &data)
+/// The LLM-coded tokens of `data` as nzip segments it, and how many bytes they stand for.
+fn text_tokens(vocab: &Vocabulary, data: &[u8]) -> (Vec<u32>, usize) {
+    let mut text_bytes = 0;
+    let tokens = segment_chunk(vocab, data)
         .into_iter()
         .flat_map(|s| match s {
             Segment::Text { tokens, len } => {
-                text_bytes += len as u64;
+                text_bytes += len;
                 tokens
             }
             Segment::Raw { .. } => Vec::new(),
         })
         .collect();
+    (tokens, text_bytes)
+}
+
+/// The default model and the schedule of a lone chunk with nzip's default window.
+fn load_default() -> nzip::Result<(LanguageModel, Schedule)> {
+    let file = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?;
+    let lm = LanguageModel::load(&file.path)?;
     let schedule = Schedule {
         window: DEFAULT_WINDOW,
         slide: DEFAULT_SLIDE,
@@ -64,9 +68,16 @@ fn record(input: &str, output: &str) -> nzip::Result<()> {
         seqs: 1,
         start_token: file.start_token,
     };
+    Ok((lm, schedule))
+}
+
+fn record(input: &str, output: &str) -> nzip::Result<()> {
+    let data = std::fs::read(input)?;
+    let (lm, schedule) = load_default()?;
+    let (tokens, text_bytes) = text_tokens(&Vocabulary::new(&lm), &data);
     let mut out = BufWriter::with_capacity(1 << 22, std::fs::File::create(output)?);
     out.write_all(MAGIC)?;
-    for n in [text_bytes, tokens.len() as u64, lm.n_vocab() as u64] {
+    for n in [text_bytes, tokens.len(), lm.n_vocab()].map(|n| n as u64) {
         out.write_all(&n.to_le_bytes())?;
     }
     for t in &tokens {
@@ -83,7 +94,10 @@ fn record(input: &str, output: &str) -> nzip::Result<()> {
         ControlFlow::Continue(())
     })?;
     let [rec] = rec;
-    rec.out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    rec.out
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     eprintln!("{} tokens from {} text bytes", tokens.len(), text_bytes);
     Ok(())
 }
@@ -110,8 +124,14 @@ fn score(input: &str, designs: &[String]) -> nzip::Result<()> {
     }
     let mut models: Vec<(String, TokenModel)> = vec![
         ("bare".into(), TokenModel::new(TokenModelKind::Bare)),
-        ("ensemble (id 1)".into(), TokenModel::new(TokenModelKind::Ensemble)),
-        ("biased ensemble (id 2)".into(), TokenModel::new(TokenModelKind::BiasedEnsemble)),
+        (
+            "ensemble (id 1)".into(),
+            TokenModel::new(TokenModelKind::Ensemble),
+        ),
+        (
+            "biased ensemble (id 2)".into(),
+            TokenModel::new(TokenModelKind::BiasedEnsemble),
+        ),
     ];
     for d in designs {
         let design: Design = d.parse().map_err(|e: String| nzip::Error::Usage(e))?;
@@ -203,26 +223,21 @@ fn tool_size(tool: &str, args: &[&str], data: &[u8]) -> nzip::Result<usize> {
 }
 
 fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
-    let file = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?;
-    let lm = LanguageModel::load(&file.path)?;
+    let (lm, schedule) = load_default()?;
     let vocab = Vocabulary::new(&lm);
-    let schedule = Schedule {
-        window: DEFAULT_WINDOW,
-        slide: DEFAULT_SLIDE,
-        sinks: DEFAULT_SINKS,
-        seqs: 1,
-        start_token: file.start_token,
-    };
     let threads = nzip::pipeline::default_threads();
     let mut header = "| file | text bytes |".to_string();
     for (name, _) in ABLATION {
         header += &format!(" {name} |");
     }
     header += " gzip -9 | xz -9e | zstd -19 |";
-    let mut rows = vec![header, format!("|---|---:|{}", "---:|".repeat(ABLATION.len() + 3))];
+    let mut rows = vec![
+        header,
+        format!("|---|---:|{}", "---:|".repeat(ABLATION.len() + 3)),
+    ];
     let mut speed = vec![
         format!(
-            "| file | model ms/token | {} |",
+            "| file | model ms/token | {} ms/token |",
             ABLATION.map(|(name, _)| name).join(" ms/token | ")
         ),
         format!("|---|---:|{}", "---:|".repeat(ABLATION.len())),
@@ -230,22 +245,15 @@ fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
     for path in files {
         let data = std::fs::read(path)?;
         let data = &data[..data.len().min(limit)];
-        let mut text_bytes = 0usize;
-        let tokens: Vec<u32> = segment_chunk(&vocab, data)
-            .into_iter()
-            .flat_map(|s| match s {
-                Segment::Text { tokens, len } => {
-                    text_bytes += len;
-                    tokens
-                }
-                Segment::Raw { .. } => Vec::new(),
-            })
-            .collect();
+        let (tokens, text_bytes) = text_tokens(&vocab, data);
         let models: Vec<TokenModel> = ABLATION
             .iter()
             .map(|&(_, design)| match design {
                 "" => Ok(TokenModel::new(TokenModelKind::Bare)),
-                d => d.parse().map(TokenModel::with_design).map_err(nzip::Error::Usage),
+                d => d
+                    .parse()
+                    .map(TokenModel::with_design)
+                    .map_err(nzip::Error::Usage),
             })
             .collect::<nzip::Result<_>>()?;
         let n = models.len();
@@ -282,7 +290,10 @@ fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
             ("xz", &["-9e", "-c", "-T1"][..]),
             ("zstd", &["-19", "-c", "-q"][..]),
         ] {
-            row += &format!(" {:.3} |", 8.0 * tool_size(tool, args, data)? as f64 / data.len() as f64);
+            row += &format!(
+                " {:.3} |",
+                8.0 * tool_size(tool, args, data)? as f64 / data.len() as f64
+            );
         }
         rows.push(row);
         let per_token = |d: std::time::Duration| 1e3 * d.as_secs_f64() / tokens.len().max(1) as f64;
@@ -292,7 +303,11 @@ fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
             row += &format!(" {:.2} |", per_token(b));
         }
         speed.push(row);
-        eprintln!("{name}: {} tokens, {:.0} s", tokens.len(), wall.as_secs_f64());
+        eprintln!(
+            "{name}: {} tokens, {:.0} s",
+            tokens.len(),
+            wall.as_secs_f64()
+        );
     }
     println!(
         "Ideal code length in bits per text byte, first {limit} bytes of each file, one chunk, \
@@ -312,7 +327,8 @@ fn main() -> nzip::Result<()> {
             Err(_) => Err(nzip::Error::Usage(format!("{}: not a byte count", args[2]))),
         },
         _ => Err(nzip::Error::Usage(
-            "ensemble_lab record FILE LOGITS | score LOGITS [DESIGN...] | ablate BYTES FILE...".into(),
+            "ensemble_lab record FILE LOGITS | score LOGITS [DESIGN...] | ablate BYTES FILE..."
+                .into(),
         )),
     }
 }

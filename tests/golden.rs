@@ -84,3 +84,10 @@ fn v3_streamed_byte_model() {
 fn v3_text_and_raw_bytes() {
     decodes_where_numerics_match("v3-mixed.bin");
 }
+
+/// Format version 3 with token model 2 (nzip 0.4: the learned per-token bias), text and raw
+/// bytes in one chunk. Decodes exactly or meets a numerics mismatch.
+#[test]
+fn v3_token_model_2() {
+    decodes_where_numerics_match("v3-biased.bin");
+}

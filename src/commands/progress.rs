@@ -134,7 +134,10 @@ mod tests {
             line,
             "compress: 15.0 KB of 150.0 KB (10.0%), 0.03 KB/s, 10 m 0 s so far, about 1 h 30 m left"
         );
-        let piped = LineState { total: None, ..state };
+        let piped = LineState {
+            total: None,
+            ..state
+        };
         assert_eq!(
             piped.line(2_000, started + Duration::from_secs(42)),
             "compress: 2.0 KB, 0.05 KB/s, 42 s so far"

@@ -225,12 +225,11 @@ impl Header {
             schedule.validate(Some(n_vocab as usize))?;
             let token_model = if version >= FRAMED_VERSION {
                 let id = r.u8()?;
-                TokenModelKind::from_id(id)
-                    .ok_or_else(|| {
-                        Error::Corrupt(format!(
-                            "unknown token model {id} (archive from a newer nzip, or damaged)"
-                        ))
-                    })?
+                TokenModelKind::from_id(id).ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "unknown token model {id} (archive from a newer nzip, or damaged)"
+                    ))
+                })?
             } else {
                 TokenModelKind::Bare
             };

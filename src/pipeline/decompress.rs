@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::ops::{ControlFlow, Range};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -315,8 +316,30 @@ impl<'h> GroupDecoder<'h> {
                     (group, needed)
                 })
                 .collect();
-            let decoded = runners.run(jobs, &self.pool, |(mut group, needed), runner| {
-                let decoded = self.decode(&mut group, &needed, &vocab, Some(runner));
+            // Within a batch, progress moves with the model's steps: a lone chunk of a slow
+            // model takes hours.
+            let wanted: Vec<u64> = jobs
+                .iter()
+                .map(|(group, needed)| {
+                    let chunks = group.entries.iter().zip(needed);
+                    chunks.filter(|(_, &n)| n).map(|(e, _)| e.len).sum()
+                })
+                .collect();
+            let batch_done: Vec<AtomicU64> = wanted.iter().map(|_| AtomicU64::new(0)).collect();
+            let (written, progress) = (sink.written, sink.progress);
+            let jobs: Vec<(usize, (Batch<'a>, Vec<bool>))> = jobs.into_iter().enumerate().collect();
+            let decoded = runners.run(jobs, &self.pool, |(k, (mut group, needed)), runner| {
+                let on_step = |fraction: f64| {
+                    batch_done[k].store((wanted[k] as f64 * fraction) as u64, Ordering::Relaxed);
+                    progress(
+                        written
+                            + batch_done
+                                .iter()
+                                .map(|d| d.load(Ordering::Relaxed))
+                                .sum::<u64>(),
+                    );
+                };
+                let decoded = self.decode(&mut group, &needed, &vocab, Some((runner, &on_step)));
                 Ok((group, needed, decoded))
             })?;
             for (group, needed, decoded) in decoded {
@@ -335,7 +358,7 @@ impl<'h> GroupDecoder<'h> {
         batch: &mut Batch<'_>,
         needed: &[bool],
         tokenizer: &T,
-        runner: Option<&mut RunnerSlot<'_>>,
+        runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
     ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
         decode_group(
             batch.first,
@@ -536,7 +559,7 @@ fn decode_group<T: Tokenizer>(
     payloads: Vec<Result<Cow<'_, [u8]>>>,
     needed: &[bool],
     tokenizer: &T,
-    runner: Option<&mut RunnerSlot<'_>>,
+    runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
     settings: Settings,
 ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
     let Settings {
@@ -581,10 +604,12 @@ fn decode_group<T: Tokenizer>(
         .collect();
     let n_tokens: Vec<u64> = entries.iter().map(|e| e.tokens).collect();
     if n_tokens.iter().any(|&n| n > 0) {
-        let runner = runner
-            .ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?
-            .get()?;
-        runner.run(&mut members, &n_tokens, |_, members| {
+        let (runner, progress) =
+            runner.ok_or_else(|| Error::Internal("LLM chunks without a model".into()))?;
+        let runner = runner.get()?;
+        let steps = n_tokens.iter().copied().max().unwrap_or(1).max(1);
+        runner.run(&mut members, &n_tokens, |step, members| {
+            progress(step as f64 / steps as f64);
             let failed = members.iter().any(|m| matches!(m, GroupMember::Failed(_)));
             if failed && !keep_going {
                 ControlFlow::Break(())
