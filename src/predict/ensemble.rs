@@ -173,7 +173,8 @@ impl Followers {
 }
 
 pub struct TokenModel {
-    kind: TokenModelKind,
+    /// The softmax alone (token model 0): the design is unused.
+    bare: bool,
     design: Design,
     quantizer: Quantizer,
     /// The LLM's fixed-point weights for the current step, their sum, and the mixed weights.
@@ -209,7 +210,7 @@ impl TokenModel {
         match kind.design() {
             Some(design) => Self::with_design(design),
             None => Self {
-                kind,
+                bare: true,
                 weights: Vec::new(),
                 ..Self::with_design(ENSEMBLE)
             },
@@ -221,7 +222,7 @@ impl TokenModel {
         let mut initial = [0.1 / (COMPONENTS - 1) as f64; COMPONENTS];
         initial[0] = 0.9;
         Self {
-            kind: TokenModelKind::Ensemble,
+            bare: false,
             design,
             quantizer: Quantizer::new(),
             llm: Vec::new(),
@@ -244,7 +245,7 @@ impl TokenModel {
 
     /// The CDF for the next token from the LLM's `logits`.
     pub fn predict(&mut self, logits: &[f32], cdf: &mut Vec<u32>) {
-        if self.kind == TokenModelKind::Bare {
+        if self.bare {
             self.quantizer.logits_to_cdf(logits, cdf);
             return;
         }
@@ -321,7 +322,7 @@ impl TokenModel {
 
     /// Learns from the token that was coded after the last [`TokenModel::predict`].
     pub fn update(&mut self, token: u32) {
-        if self.kind == TokenModelKind::Bare {
+        if self.bare {
             return;
         }
         // The mixer: an online EM step towards the components that gave the token more
