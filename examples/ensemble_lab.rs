@@ -112,7 +112,9 @@ fn score(input: &str, designs: &[String]) -> nzip::Result<()> {
     let mut r = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(input)?);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
-    assert_eq!(&magic, MAGIC, "not a logits file");
+    if &magic != MAGIC {
+        return Err(nzip::Error::Usage(format!("{input}: not a logits file")));
+    }
     let text_bytes = read_u64(&mut r)?;
     let n_tokens = read_u64(&mut r)? as usize;
     let n_vocab = read_u64(&mut r)? as usize;

@@ -301,4 +301,19 @@ fn progress_moves_inside_a_chunk() {
         );
         assert_eq!(calls.last(), Some(&(data.len() as u64)), "{name}");
     }
+    // A range counts only its own bytes, inside the chunk as at its end.
+    let calls = Mutex::new(Vec::new());
+    let mut part = Vec::new();
+    decompress_range(&archive, Some(1_000..1_500), &dopts, &mut part, &|d| {
+        calls.lock().unwrap().push(d)
+    })
+    .expect("range");
+    assert!(part == data[1_000..1_500]);
+    let calls = calls.into_inner().unwrap();
+    assert!(calls.iter().all(|&d| d <= 500), "range progress {calls:?}");
+    assert!(
+        calls.windows(2).all(|w| w[0] <= w[1]),
+        "range went backwards"
+    );
+    assert_eq!(calls.last(), Some(&500));
 }

@@ -318,11 +318,19 @@ impl<'h> GroupDecoder<'h> {
                 .collect();
             // Within a batch, progress moves with the model's steps: a lone chunk of a slow
             // model takes hours.
+            // Counted as the sink counts: only the bytes inside the wanted range.
+            let range = sink.range.clone();
             let wanted: Vec<u64> = jobs
                 .iter()
                 .map(|(group, needed)| {
-                    let chunks = group.entries.iter().zip(needed);
-                    chunks.filter(|(_, &n)| n).map(|(e, _)| e.len).sum()
+                    let chunks = group.entries.iter().zip(starts(group)).zip(needed);
+                    chunks
+                        .filter(|(_, &n)| n)
+                        .map(|((e, start), _)| {
+                            let end = (start + e.len).min(range.end);
+                            end.saturating_sub(start.max(range.start))
+                        })
+                        .sum()
                 })
                 .collect();
             let batch_done: Vec<AtomicU64> = wanted.iter().map(|_| AtomicU64::new(0)).collect();
