@@ -76,7 +76,11 @@ fn main() {
     }
     for vocab in VOCABS {
         let (tokens, logits) = workload(vocab);
-        for kind in [TokenModelKind::Bare, TokenModelKind::Ensemble] {
+        for kind in [
+            TokenModelKind::Bare,
+            TokenModelKind::Ensemble,
+            TokenModelKind::BiasedEnsemble,
+        ] {
             for &threads in &thread_counts {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -119,8 +123,9 @@ fn step_cost(
     let decode = started.elapsed();
     let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / STEPS as f64;
     let name = match kind {
-        TokenModelKind::Bare => "bare",
-        TokenModelKind::Ensemble => "ensemble",
+        TokenModelKind::Bare => "id 0",
+        TokenModelKind::Ensemble => "id 1",
+        TokenModelKind::BiasedEnsemble => "id 2",
     };
     println!(
         "{vocab:>8} {name:>10} {threads:>8} {:>12.1} {:>12.1}",

@@ -486,6 +486,58 @@ mod tests {
         assert!("bias".parse::<Design>().is_err());
     }
 
+    /// CRC32 of every CDF each token model gives over 80 steps of a vocabulary that spans
+    /// three parts, with shaped logits (NaN and -inf among them) and repeating tokens, so the
+    /// bias, the n-grams and the match model all act. The value pins the format: any change to
+    /// the arithmetic between logits and CDF (a faster loop included) must leave it alone.
+    #[test]
+    fn cdfs_are_pinned() {
+        let n = 70_001;
+        let mut state = 0x5eed_1234_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let phrase: Vec<u32> = (0..13).map(|_| next() % n as u32).collect();
+        let steps: Vec<(u32, Vec<f32>)> = (0..80)
+            .map(|i| {
+                let token = if i % 3 == 0 {
+                    next() % n as u32
+                } else {
+                    phrase[i % 13]
+                };
+                let mut logits: Vec<f32> = (0..n)
+                    .map(|_| (next() % 4000) as f32 / 100.0 - 30.0)
+                    .collect();
+                logits[token as usize] += 8.0;
+                logits[(next() as usize) % n] = f32::NAN;
+                logits[(next() as usize) % n] = f32::NEG_INFINITY;
+                (token, logits)
+            })
+            .collect();
+        let crc = |kind| {
+            let mut m = TokenModel::new(kind);
+            let mut hasher = crc32fast::Hasher::new();
+            let mut cdf = Vec::new();
+            for (token, logits) in &steps {
+                m.predict(logits, &mut cdf);
+                for c in &cdf {
+                    hasher.update(&c.to_le_bytes());
+                }
+                m.update(*token);
+            }
+            hasher.finalize()
+        };
+        let got = [
+            crc(TokenModelKind::Bare),
+            crc(TokenModelKind::Ensemble),
+            crc(TokenModelKind::BiasedEnsemble),
+        ];
+        assert_eq!(got, [0x4fa9_cdc9, 0xa62d_11f4, 0x70ed_375d], "{got:#010x?}");
+    }
+
     #[test]
     fn identical_runs_give_identical_cdfs() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 23) as f32 * 0.3).collect();
