@@ -112,104 +112,272 @@ fn softmax_weight(logit: f32, max: f64) -> u64 {
     }
 }
 
-fn softmax_weights_portable(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
-    let mut sum = 0u64;
-    for (w, &l) in out.iter_mut().zip(logits) {
-        *w = softmax_weight(l, max);
-        sum = sum.wrapping_add(*w);
-    }
-    sum
+/// Runs `$body` compiled for the widest vector unit the CPU has: AVX-512, AVX2, or the
+/// baseline (SSE2). Only the vector width changes: no FMA is enabled and Rust never contracts
+/// `a * b + c`, so every width computes the same bits.
+macro_rules! widest {
+    ($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {{
+        #[inline(always)]
+        fn portable($($arg: $ty),*) -> $ret $body
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn avx512($($arg: $ty),*) -> $ret { portable($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn avx2($($arg: $ty),*) -> $ret { portable($($arg),*) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let limit = width_limit();
+            if limit >= 2 && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has just been found to support AVX-512F.
+                unsafe { avx512($($arg),*) }
+            } else if limit >= 1 && std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has just been found to support AVX2.
+                unsafe { avx2($($arg),*) }
+            } else {
+                portable($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            portable($($arg),*)
+        }
+    }};
 }
 
-/// The same loop compiled for AVX2 (four lanes instead of SSE2's two). Only the vector width
-/// changes: no FMA is enabled and Rust never contracts `a * b + c`, so the bits are the same.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn softmax_weights_avx2(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
-    softmax_weights_portable(logits, max, out)
+/// The widest vector unit [`widest!`] may use: 2 (AVX-512), 1 (AVX2) or 0 (baseline). Tests
+/// lower it to compare every width bit for bit (on any thread: all widths are correct).
+#[cfg(test)]
+static WIDTH_LIMIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+
+#[cfg(test)]
+fn width_limit() -> u8 {
+    WIDTH_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Softmax of `logits` (temperature 1) as fixed-point weights, [`exp2_fixed`] of each logit's
-/// distance to the maximum in binary orders of magnitude (the top logit gets `2^32`); returns
-/// their sum. Degenerate output (no finite maximum: all `-inf` or NaN) gives every symbol
-/// weight 1, identically on both sides.
-pub fn softmax_weights(logits: &[f32], out: &mut Vec<u64>) -> u64 {
-    let max = if logits.len() > PART {
+#[cfg(not(test))]
+#[inline(always)]
+fn width_limit() -> u8 {
+    2
+}
+
+/// Softmax of `logits + bias` (temperature 1; the bias, when there is one, added as `f32`) as
+/// fixed-point weights, [`exp2_fixed`] of each logit's distance to the maximum in binary
+/// orders of magnitude (the top logit gets `2^32`); returns their sum. Degenerate output (no
+/// finite maximum: all `-inf` or NaN) gives every symbol weight 1, identically on both sides.
+/// `out` keeps its allocation (and is only resized) from one call to the next.
+pub fn softmax_weights(logits: &[f32], bias: Option<&[f32]>, out: &mut Vec<u64>) -> u64 {
+    let n = logits.len();
+    debug_assert!(bias.is_none_or(|b| b.len() == n));
+    let part_bias = |k: usize, len: usize| bias.map(|b| &b[k * PART..k * PART + len]);
+    let max = if n > PART {
         logits
             .par_chunks(PART)
-            .map(max_logit)
+            .enumerate()
+            .map(|(k, part)| max_logit(part, part_bias(k, part.len())))
             .reduce(|| f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
     } else {
-        max_logit(logits)
+        max_logit(logits, bias)
     };
-    out.clear();
     if !max.is_finite() {
-        out.resize(logits.len(), 1);
-        return logits.len() as u64;
+        out.clear();
+        out.resize(n, 1);
+        return n as u64;
     }
-    out.resize(logits.len(), 0);
+    out.resize(n, 0);
     let max = max as f64;
-    if logits.len() > PART {
+    if n > PART {
         return out
             .par_chunks_mut(PART)
-            .zip(logits.par_chunks(PART))
-            .map(|(out, logits)| softmax_weights_part(logits, max, out))
+            .enumerate()
+            .map(|(k, out)| {
+                let logits = &logits[k * PART..k * PART + out.len()];
+                softmax_weights_part(logits, part_bias(k, out.len()), max, out)
+            })
             .reduce(|| 0, u64::wrapping_add);
     }
-    softmax_weights_part(logits, max, out)
+    softmax_weights_part(logits, bias, max, out)
 }
 
-/// [`softmax_weight`] of every logit, with the widest vector unit there is; returns the sum.
-fn softmax_weights_part(logits: &[f32], max: f64, out: &mut [u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
-        return unsafe { softmax_weights_avx2(logits, max, out) };
-    }
-    softmax_weights_portable(logits, max, out)
+/// [`softmax_weight`] of every logit (plus its bias), written to `out`; returns the sum.
+fn softmax_weights_part(logits: &[f32], bias: Option<&[f32]>, max: f64, out: &mut [u64]) -> u64 {
+    widest!(weights(logits: &[f32], bias: Option<&[f32]>, max: f64, out: &mut [u64]) -> u64 {
+        let mut sum = 0u64;
+        match bias {
+            None => {
+                for (w, &l) in out.iter_mut().zip(logits) {
+                    *w = softmax_weight(l, max);
+                    sum = sum.wrapping_add(*w);
+                }
+            }
+            Some(bias) => {
+                for ((w, &l), &b) in out.iter_mut().zip(logits).zip(bias) {
+                    *w = softmax_weight(l + b, max);
+                    sum = sum.wrapping_add(*w);
+                }
+            }
+        }
+        sum
+    })
 }
 
-/// The largest logit, NaNs ignored (`-inf` if there is none). Eight running maxima let the
-/// loop vectorize; which of `0.0` and `-0.0` wins may differ from a plain scan, and does not
-/// matter: both give the top logit `y = ±0`, weight `2^32`.
-fn max_logit(logits: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let mut groups = logits.chunks_exact(8);
-    for group in &mut groups {
-        for (m, &l) in lanes.iter_mut().zip(group) {
-            *m = if l > *m { l } else { *m };
+/// The largest logit (plus its bias), NaNs ignored (`-inf` if there is none). Running maxima
+/// in eight lanes let the loop vectorize; which of `0.0` and `-0.0` wins may differ from a
+/// plain scan, and does not matter: both give the top logit `y = ±0`, weight `2^32`.
+fn max_logit(logits: &[f32], bias: Option<&[f32]>) -> f32 {
+    widest!(max_of(logits: &[f32], bias: Option<&[f32]>) -> f32 {
+        // Plain loops over fixed-size blocks: helpers such as `array::from_fn` would not be
+        // inlined into the wider-vector copies of this body, and would run unvectorized.
+        let mut lanes = [f32::NEG_INFINITY; 8];
+        let mut tail = f32::NEG_INFINITY;
+        match bias {
+            None => {
+                let mut groups = logits.chunks_exact(8);
+                for group in &mut groups {
+                    for i in 0..8 {
+                        let l = group[i];
+                        lanes[i] = if l > lanes[i] { l } else { lanes[i] };
+                    }
+                }
+                for &l in groups.remainder() {
+                    tail = if l > tail { l } else { tail };
+                }
+            }
+            Some(bias) => {
+                let done = logits.len() / 8 * 8;
+                for (group, b) in logits[..done].chunks_exact(8).zip(bias[..done].chunks_exact(8)) {
+                    for i in 0..8 {
+                        let v = group[i] + b[i];
+                        lanes[i] = if v > lanes[i] { v } else { lanes[i] };
+                    }
+                }
+                for (&l, &b) in logits[done..].iter().zip(&bias[done..]) {
+                    let v = l + b;
+                    tail = if v > tail { v } else { tail };
+                }
+            }
+        }
+        lanes.iter().fold(tail, |m, &l| if l > m { l } else { m })
+    })
+}
+
+/// A vector of weights' sum, its largest weight and the first index that has it: what the
+/// CDF builder needs before it can start, and what [`scale_weights`] gives as it goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heaviest {
+    pub sum: u64,
+    pub top: u64,
+    pub at: usize,
+}
+
+impl Heaviest {
+    /// Combines the totals of two neighbouring parts, `self` the left one: on a tie the
+    /// left index stays, so `at` is the first heaviest in any split.
+    fn then(self, right: Heaviest) -> Heaviest {
+        Heaviest {
+            sum: self.sum + right.sum,
+            ..if right.top > self.top { right } else { self }
         }
     }
-    let mut max = f32::NEG_INFINITY;
-    for &l in lanes.iter().chain(groups.remainder()) {
-        if l > max {
-            max = l;
+
+    /// Accounts for `add` having been added to the weight at `index`, which is now `weight`.
+    pub fn raised(&mut self, index: usize, add: u64, weight: u64) {
+        self.sum += add;
+        if weight > self.top || (weight == self.top && index < self.at) {
+            self.top = weight;
+            self.at = index;
         }
     }
-    max
+}
+
+/// Writes `out[i] = value(inputs[i])` for every `i` (values below 2^58 in all) and returns
+/// their [`Heaviest`], counting indices from `start`. The top is tracked per block of eight,
+/// so the loop vectorizes; the block that first reaches it is searched once at the end.
+#[inline(always)]
+fn fill_and_total(
+    out: &mut [u64],
+    inputs: &[u64],
+    start: usize,
+    value: impl Fn(u64) -> u64,
+) -> Heaviest {
+    let (mut sum, mut top, mut top_block) = (0u64, 0u64, 0usize);
+    let done = out.len() / 8 * 8;
+    for (b, (block, inputs)) in out[..done]
+        .chunks_exact_mut(8)
+        .zip(inputs[..done].chunks_exact(8))
+        .enumerate()
+    {
+        let mut most = 0u64;
+        for i in 0..8 {
+            let w = value(inputs[i]);
+            block[i] = w;
+            sum += w;
+            most = most.max(w);
+        }
+        if most > top {
+            top = most;
+            top_block = b;
+        }
+    }
+    // The tail is a block of its own.
+    for (o, &x) in out[done..].iter_mut().zip(&inputs[done..]) {
+        let w = value(x);
+        *o = w;
+        sum += w;
+        if w > top {
+            top = w;
+            top_block = done / 8;
+        }
+    }
+    let from = top_block * 8;
+    let at = from + out[from..].iter().position(|&w| w == top).unwrap_or(0);
+    Heaviest {
+        sum,
+        top,
+        at: start + at,
+    }
 }
 
 /// `out[i] = floor(weights[i] * factor)`, as `(w as f64 * factor) as u64` computes it, for
-/// products below `2^51` (the caller's bound), vectorizable; returns their sum.
-pub fn scale_weights(weights: &[u64], factor: f64, out: &mut Vec<u64>) -> u64 {
-    out.clear();
+/// products below `2^51` (the caller's bound), vectorizable; returns the products' totals.
+pub fn scale_weights(weights: &[u64], factor: f64, out: &mut Vec<u64>) -> Heaviest {
     out.resize(weights.len(), 0);
-    let part = |(out, weights): (&mut [u64], &[u64])| {
-        let mut sum = 0u64;
-        for (o, &w) in out.iter_mut().zip(weights) {
-            *o = small_to_u64(floor_small(u64_to_small(w) * factor));
-            sum = sum.wrapping_add(*o);
-        }
-        sum
+    let part = |start: usize, out: &mut [u64], weights: &[u64]| {
+        widest!(scale(start: usize, out: &mut [u64], weights: &[u64], factor: f64) -> Heaviest {
+            fill_and_total(out, weights, start, |w| {
+                small_to_u64(floor_small(u64_to_small(w) * factor))
+            })
+        })
     };
     if weights.len() > PART {
         return out
             .par_chunks_mut(PART)
             .zip(weights.par_chunks(PART))
-            .map(part)
-            .reduce(|| 0, u64::wrapping_add);
+            .enumerate()
+            .map(|(k, (out, weights))| part(k * PART, out, weights))
+            .reduce(Heaviest::default, Heaviest::then);
     }
-    part((out, weights))
+    part(0, out, weights)
+}
+
+/// `values[i] -= (weights[i] as f64 * factor) as f32` for weights below `2^51`, vectorizable:
+/// the step of the ensemble's bias.
+pub fn subtract_scaled_weights(values: &mut [f32], weights: &[u64], factor: f64) {
+    let part = |values: &mut [f32], weights: &[u64]| {
+        widest!(step(values: &mut [f32], weights: &[u64], factor: f64) -> () {
+            for (v, &w) in values.iter_mut().zip(weights) {
+                *v -= (u64_to_small(w) * factor) as f32;
+            }
+        })
+    };
+    if values.len() > PART {
+        values
+            .par_chunks_mut(PART)
+            .zip(weights.par_chunks(PART))
+            .for_each(|(values, weights)| part(values, weights));
+    } else {
+        part(values, weights);
+    }
 }
 
 /// Reusable buffers that turn one logit vector into a CDF without allocating per token.
@@ -226,7 +394,7 @@ impl Quantizer {
     /// Softmax of `logits` (temperature 1) written into `cdf` as an integer CDF of
     /// `logits.len() + 1` entries from 0 to [`TOTAL`], every symbol getting at least 1.
     pub fn logits_to_cdf(&mut self, logits: &[f32], cdf: &mut Vec<u32>) {
-        softmax_weights(logits, &mut self.weights);
+        softmax_weights(logits, None, &mut self.weights);
         weights_to_cdf(&self.weights, cdf);
     }
 }
@@ -236,32 +404,35 @@ impl Quantizer {
 ///
 /// Panics if there are no symbols or more than `TOTAL / 2` of them (a programming error).
 pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
+    let totals = if weights.len() > PART {
+        weights
+            .par_chunks(PART)
+            .enumerate()
+            .map(|(k, part)| heaviest_in(part, k * PART))
+            .reduce(Heaviest::default, Heaviest::then)
+    } else {
+        heaviest_in(weights, 0)
+    };
+    weights_to_cdf_with(weights, totals, cdf);
+}
+
+/// [`weights_to_cdf`] for a caller that already knows the weights' [`Heaviest`] (as
+/// [`scale_weights`] gives it), which saves a pass over them. `cdf` keeps its allocation.
+pub fn weights_to_cdf_with(weights: &[u64], totals: Heaviest, cdf: &mut Vec<u32>) {
     let n = weights.len();
     assert!(
         n > 0 && n <= (TOTAL / 2) as usize,
         "symbol count {n} out of range"
     );
+    debug_assert_eq!(totals, heaviest_in(weights, 0));
     let budget = (TOTAL as u64) - n as u64; // what remains after the floor of 1 each
     let parallel = n > PART;
-    // The sum, the largest weight and where it first occurs; `reduce` combines neighbouring
-    // parts in order and keeps the left one on ties, so `heaviest` is the first in any split.
-    let first_of = |a: Heaviest, b: Heaviest| Heaviest {
-        sum: a.sum + b.sum,
-        ..if b.top > a.top { b } else { a }
-    };
     let Heaviest {
         sum, at: heaviest, ..
-    } = if parallel {
-        weights
-            .par_chunks(PART)
-            .enumerate()
-            .map(|(k, part)| heaviest_in(part, k * PART))
-            .reduce(Heaviest::default, first_of)
-    } else {
-        heaviest_in(weights, 0)
-    };
-    cdf.clear();
+    } = totals;
+    // Every bound is written below: no need to clear what the last call left.
     cdf.resize(n + 1, 0);
+    cdf[0] = 0;
     if sum == 0 {
         // Uniform: spread the budget evenly, remainder to symbol 0.
         let each = budget / n as u64;
@@ -316,62 +487,25 @@ pub fn weights_to_cdf(weights: &[u64], cdf: &mut Vec<u32>) {
     debug_assert_eq!(*cdf.last().unwrap(), TOTAL);
 }
 
-/// A part's weight sum, its largest weight and the first index that has it.
-#[derive(Clone, Copy, Default)]
-struct Heaviest {
-    sum: u64,
-    top: u64,
-    at: usize,
-}
-
-/// [`Heaviest`] of `weights`, which start at symbol `start`.
+/// [`Heaviest`] of `weights`, which start at symbol `start`. Integer arithmetic only: any
+/// instruction set gives the same result.
 fn heaviest_in(weights: &[u64], start: usize) -> Heaviest {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
-        return unsafe { heaviest_in_avx2(weights, start) };
-    }
-    heaviest_in_portable(weights, start)
-}
-
-/// Integer arithmetic only: any instruction set gives the same result.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn heaviest_in_avx2(weights: &[u64], start: usize) -> Heaviest {
-    heaviest_in_portable(weights, start)
-}
-
-#[inline(always)]
-fn heaviest_in_portable(weights: &[u64], start: usize) -> Heaviest {
-    let (mut sum, mut top) = (0u64, 0u64);
-    for &w in weights {
-        sum += w;
-        top = top.max(w);
-    }
-    let at = start + weights.iter().position(|&w| w == top).unwrap_or(0);
-    Heaviest { sum, top, at }
+    widest!(heaviest(weights: &[u64], start: usize) -> Heaviest {
+        let (mut sum, mut top) = (0u64, 0u64);
+        for &w in weights {
+            sum += w;
+            top = top.max(w);
+        }
+        let at = start + weights.iter().position(|&w| w == top).unwrap_or(0);
+        Heaviest { sum, top, at }
+    })
 }
 
 /// Writes `bounds[i] = (i + 1) + q_0 + … + q_i` with `q_i = floor(w_i * scale / 2^64)`;
-/// returns the sum of the `q_i`.
+/// returns the sum of the `q_i`. Integer arithmetic only: any instruction set gives the same
+/// bounds.
 fn local_cdf(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
-        return unsafe { local_cdf_avx2(weights, scale, bounds) };
-    }
-    local_cdf_portable(weights, scale, bounds)
-}
-
-/// Integer arithmetic only: any instruction set gives the same bounds.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn local_cdf_avx2(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
-    local_cdf_portable(weights, scale, bounds)
-}
-
-#[inline(always)]
-fn local_cdf_portable(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
+    widest!(local(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
     let mut given = 0u64;
     let mut acc = 0u64;
     if let Ok(scale) = u64::try_from(scale) {
@@ -391,6 +525,7 @@ fn local_cdf_portable(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
         }
     }
     given
+    })
 }
 
 /// `v += add` for every element (vectorizes; skipped when there is nothing to add).
@@ -468,7 +603,7 @@ mod tests {
             logits.push(((state >> 40) as f32 / (1u64 << 24) as f32) * 80.0 - 60.0);
         }
         let mut out = Vec::new();
-        let sum = softmax_weights(&logits, &mut out);
+        let sum = softmax_weights(&logits, None, &mut out);
         let max = logits
             .iter()
             .copied()
@@ -480,8 +615,28 @@ mod tests {
             expected_sum += expected;
         }
         assert_eq!(sum, expected_sum);
-        let portable_sum = softmax_weights_portable(&logits, max as f64, &mut out);
-        assert_eq!(portable_sum, sum);
+        // Every vector width, and the bias path, give the same weights.
+        let zeros = vec![0.0f32; logits.len()];
+        let shifted: Vec<f32> = logits.iter().map(|&l| l - 3.25).collect();
+        let threes = vec![3.25f32; logits.len()];
+        for limit in [0, 1, 2] {
+            WIDTH_LIMIT.store(limit, std::sync::atomic::Ordering::Relaxed);
+            let mut again = Vec::new();
+            assert_eq!(softmax_weights(&logits, None, &mut again), sum);
+            assert_eq!(again, out, "width {limit}");
+            assert_eq!(softmax_weights(&logits, Some(&zeros), &mut again), sum);
+            assert_eq!(again, out, "width {limit}, zero bias");
+            // The bias path is the plain path on the f32 sums.
+            let biased: Vec<f32> = shifted.iter().zip(&threes).map(|(&l, &b)| l + b).collect();
+            let mut plain = Vec::new();
+            let plain_sum = softmax_weights(&biased, None, &mut plain);
+            assert_eq!(
+                softmax_weights(&shifted, Some(&threes), &mut again),
+                plain_sum
+            );
+            assert_eq!(again, plain, "width {limit}, bias");
+        }
+        WIDTH_LIMIT.store(2, std::sync::atomic::Ordering::Relaxed);
     }
 
     #[test]
@@ -492,13 +647,66 @@ mod tests {
             .collect();
         for factor in [0.0, 1e-9, 0.3, 1.0, 262_143.75, 1.9e5] {
             let mut out = Vec::new();
-            let sum = scale_weights(&weights, factor, &mut out);
+            let totals = scale_weights(&weights, factor, &mut out);
             let expected: Vec<u64> = weights
                 .iter()
                 .map(|&w| (w as f64 * factor) as u64)
                 .collect();
             assert_eq!(out, expected, "factor {factor}");
-            assert_eq!(sum, expected.iter().sum::<u64>());
+            assert_eq!(totals, heaviest_in(&expected, 0), "factor {factor}");
+        }
+    }
+
+    /// Totals found block by block are the plain scan's, wherever the heaviest falls: in the
+    /// tail, tied across blocks and parts, or nowhere (all zero).
+    #[test]
+    fn scaled_totals_find_the_first_heaviest() {
+        let mut state = 0x7777_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 40
+        };
+        for n in [1, 7, 8, 9, 23, PART + 13, 3 * PART + 5] {
+            for case in 0..5 {
+                let mut weights: Vec<u64> = (0..n).map(|_| next() % 1000).collect();
+                match case {
+                    0 => weights[n - 1] = 5000,
+                    1 => {
+                        weights[n / 3] = 5000;
+                        weights[n - 1] = 5000;
+                    }
+                    2 => weights.iter_mut().for_each(|w| *w = 0),
+                    3 => weights.iter_mut().for_each(|w| *w = 7),
+                    _ => {}
+                }
+                let mut out = Vec::new();
+                let totals = scale_weights(&weights, 1.0, &mut out);
+                assert_eq!(out, weights);
+                assert_eq!(totals, heaviest_in(&weights, 0), "n {n} case {case}");
+                let mut raised = totals;
+                let t = n / 2;
+                out[t] += 4000;
+                raised.raised(t, 4000, out[t]);
+                assert_eq!(raised, heaviest_in(&out, 0), "raised: n {n} case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn subtracted_weights_are_the_plain_step() {
+        let weights: Vec<u64> = (0..PART as u64 + 77)
+            .map(|i| (i * 2_654_435_761) % (1 << 33))
+            .collect();
+        let start: Vec<f32> = (0..weights.len())
+            .map(|i| (i % 17) as f32 * 0.1 - 0.8)
+            .collect();
+        let step = 0.15 / 3.0e13;
+        let mut values = start.clone();
+        subtract_scaled_weights(&mut values, &weights, step);
+        for ((&v, &s), &w) in values.iter().zip(&start).zip(&weights) {
+            assert_eq!(v.to_bits(), (s - (w as f64 * step) as f32).to_bits());
         }
     }
 

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use crate::coder::quantize::{scale_weights, softmax_weights, weights_to_cdf, Quantizer};
+use crate::coder::quantize::{
+    scale_weights, softmax_weights, subtract_scaled_weights, weights_to_cdf_with, Quantizer,
+};
 
 /// How the LLM's logits become the coder's CDF; recorded in the archive's model section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,9 +183,8 @@ pub struct TokenModel {
     llm: Vec<u64>,
     llm_sum: u64,
     mixed: Vec<u64>,
-    /// The learned per-token bias of the LLM's logits, and this step's biased logits.
+    /// The learned per-token bias of the LLM's logits.
     bias: Vec<f32>,
-    biased: Vec<f32>,
     history: Vec<u32>,
     /// The position after the last occurrence of each pair of tokens.
     match_table: HashMap<u64, u32>,
@@ -229,7 +230,6 @@ impl TokenModel {
             llm_sum: 0,
             mixed: Vec::new(),
             bias: Vec::new(),
-            biased: Vec::new(),
             history: Vec::new(),
             match_table: HashMap::new(),
             match_at: 0,
@@ -250,15 +250,11 @@ impl TokenModel {
             return;
         }
         let n = logits.len();
-        self.llm_sum = if self.design.bias_rate > 0.0 {
+        let bias = (self.design.bias_rate > 0.0).then(|| {
             self.bias.resize(n, 0.0);
-            self.biased.clear();
-            self.biased
-                .extend(logits.iter().zip(&self.bias).map(|(&l, &b)| l + b));
-            softmax_weights(&self.biased, &mut self.llm)
-        } else {
-            softmax_weights(logits, &mut self.llm)
-        };
+            &self.bias[..]
+        });
+        self.llm_sum = softmax_weights(logits, bias, &mut self.llm);
         self.predicted = (self.design.matches && self.match_len > 0)
             .then(|| self.history[self.match_at])
             .filter(|&t| (t as usize) < n);
@@ -289,9 +285,13 @@ impl TokenModel {
         w[0] += 1.0 - self.belief;
         // Each product is at most w[0] * MIXED_SCALE <= 2^50, within scale_weights' bound.
         let llm_factor = w[0] * MIXED_SCALE / self.llm_sum.max(1) as f64;
-        scale_weights(&self.llm, llm_factor, &mut self.mixed);
+        let mut totals = scale_weights(&self.llm, llm_factor, &mut self.mixed);
+        let mut raise = |mixed: &mut [u64], t: usize, add: u64| {
+            mixed[t] += add;
+            totals.raised(t, add, mixed[t]);
+        };
         if let Some(t) = self.predicted {
-            self.mixed[t as usize] += (w[1] * MIXED_SCALE) as u64;
+            raise(&mut self.mixed, t as usize, (w[1] * MIXED_SCALE) as u64);
         }
         for (k, key) in self.contexts.iter().enumerate() {
             let Some(f) = key.and_then(|key| self.ngrams.get(&key)) else {
@@ -300,11 +300,11 @@ impl TokenModel {
             let factor = w[2 + k] * MIXED_SCALE / f64::from(f.total);
             for &(t, c) in &f.counts {
                 if (t as usize) < n {
-                    self.mixed[t as usize] += (f64::from(c) * factor) as u64;
+                    raise(&mut self.mixed, t as usize, (f64::from(c) * factor) as u64);
                 }
             }
         }
-        weights_to_cdf(&self.mixed, cdf);
+        weights_to_cdf_with(&self.mixed, totals, cdf);
     }
 
     /// This step's mixer weights over the components that can predict now, summing to 1.
@@ -373,9 +373,7 @@ impl TokenModel {
         // for every other.
         if self.design.bias_rate > 0.0 {
             let step = self.design.bias_rate / self.llm_sum.max(1) as f64;
-            for (b, &w) in self.bias.iter_mut().zip(&self.llm) {
-                *b -= (w as f64 * step) as f32;
-            }
+            subtract_scaled_weights(&mut self.bias, &self.llm, step);
             if let Some(b) = self.bias.get_mut(token as usize) {
                 *b += self.design.bias_rate as f32;
             }
