@@ -457,9 +457,11 @@ pub fn weights_to_cdf_with(weights: &[u64], totals: Heaviest, cdf: &mut Vec<u32>
             .par_chunks_mut(PART)
             .zip(weights.par_chunks(PART))
             .zip(given[..parts].par_iter_mut())
-            .for_each(|((bounds, weights), given)| *given = local_cdf(weights, scale, bounds));
+            .for_each(|((bounds, weights), given)| {
+                *given = local_cdf(weights, scale, totals.top, bounds)
+            });
     } else {
-        given[0] = local_cdf(weights, scale, bounds);
+        given[0] = local_cdf(weights, scale, totals.top, bounds);
     }
     let remainder = budget - given[..parts].iter().sum::<u64>();
     let mut offsets = [0u32; MAX_PARTS];
@@ -502,9 +504,20 @@ fn heaviest_in(weights: &[u64], start: usize) -> Heaviest {
 }
 
 /// Writes `bounds[i] = (i + 1) + q_0 + … + q_i` with `q_i = floor(w_i * scale / 2^64)`;
-/// returns the sum of the `q_i`. Integer arithmetic only: any instruction set gives the same
-/// bounds.
-fn local_cdf(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
+/// returns the sum of the `q_i`. `top` bounds the weights. Integer arithmetic only: any
+/// instruction set gives the same bounds.
+fn local_cdf(weights: &[u64], scale: u128, top: u64, bounds: &mut [u32]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(scale) = u64::try_from(scale) {
+        if top < 1 << 52
+            && width_limit() >= 2
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU has just been found to support AVX-512F, DQ and IFMA.
+            return unsafe { local_cdf_ifma(weights, scale, bounds) };
+        }
+    }
     widest!(local(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
     let mut given = 0u64;
     let mut acc = 0u64;
@@ -526,6 +539,52 @@ fn local_cdf(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
     }
     given
     })
+}
+
+/// [`local_cdf`] eight symbols at a time, for weights below `2^52` and a 64-bit `scale`.
+/// AVX-512 has no 64×64-bit high multiply, but IFMA multiplies 52-bit lanes: with
+/// `scale = s_hi * 2^52 + s_lo` (`s_lo < 2^52`) and `w * s_lo = H * 2^52 + L` (`L < 2^52`),
+/// `w * scale = A * 2^52 + L` where `A = w * s_hi + H < 2^64`, and since
+/// `(A mod 2^12) * 2^52 + L < 2^64`, `floor(w * scale / 2^64) = A >> 12` exactly. The running
+/// sum is a prefix sum inside each vector (three shifted adds) plus the last vector's total.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+fn local_cdf_ifma(weights: &[u64], scale: u64, bounds: &mut [u32]) -> u64 {
+    use std::arch::x86_64::*;
+    let s_lo = _mm512_set1_epi64((scale & ((1 << 52) - 1)) as i64);
+    let s_hi = _mm512_set1_epi64((scale >> 52) as i64);
+    let zero = _mm512_setzero_si512();
+    let one = _mm512_set1_epi64(1);
+    let last = _mm512_set1_epi64(7);
+    let mut carry = zero; // every lane: the bound before this block
+    let mut given = zero;
+    let done = weights.len() / 8 * 8;
+    for (w, out) in weights[..done]
+        .chunks_exact(8)
+        .zip(bounds[..done].chunks_exact_mut(8))
+    {
+        // SAFETY: `w` holds 8 u64 and `out` 8 u32; unaligned loads and stores.
+        let w = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+        let high = _mm512_madd52hi_epu64(zero, w, s_lo);
+        let q = _mm512_srli_epi64::<12>(_mm512_add_epi64(_mm512_mullo_epi64(w, s_hi), high));
+        given = _mm512_add_epi64(given, q);
+        let mut v = _mm512_add_epi64(q, one);
+        v = _mm512_add_epi64(v, _mm512_alignr_epi64::<7>(v, zero));
+        v = _mm512_add_epi64(v, _mm512_alignr_epi64::<6>(v, zero));
+        v = _mm512_add_epi64(v, _mm512_alignr_epi64::<4>(v, zero));
+        v = _mm512_add_epi64(v, carry);
+        carry = _mm512_permutexvar_epi64(last, v);
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi32(v)) };
+    }
+    let mut given = _mm512_reduce_add_epi64(given) as u64;
+    let mut acc = _mm_cvtsi128_si64(_mm512_castsi512_si128(carry)) as u64;
+    for (c, &w) in bounds[done..].iter_mut().zip(&weights[done..]) {
+        let q = ((w as u128 * scale as u128) >> 64) as u64;
+        given += q;
+        acc += 1 + q;
+        *c = acc as u32;
+    }
+    given
 }
 
 /// `v += add` for every element (vectorizes; skipped when there is nothing to add).
@@ -773,9 +832,12 @@ mod tests {
             state >> 33
         };
         for n in [1, 5, 256, PART - 1, PART, PART + 1, 3 * PART + 17, 262_144] {
-            for case in 0..4 {
+            for case in 0..8 {
                 let mut weights: Vec<u64> = (0..n).map(|_| next() % 5000).collect();
                 let top = 1 << 32;
+                // Around the budget's share each: the scale just below 2^64 (or above it,
+                // where the 128-bit path takes over).
+                let share = (TOTAL as u64 - n as u64) / n as u64;
                 match case {
                     0 => weights[n - 1] = top,
                     1 => {
@@ -783,16 +845,25 @@ mod tests {
                         weights[n - 1] = top;
                     }
                     2 => weights[0] = 1 << 40,
-                    _ => weights.iter_mut().for_each(|w| *w *= 1 << 20),
+                    3 => weights.iter_mut().for_each(|w| *w *= 1 << 20),
+                    // The largest weights the 52-bit lanes take, and the first they do not.
+                    4 => weights[n / 3] = (1 << 52) - 1,
+                    5 => weights[n / 3] = 1 << 52,
+                    6 => weights.iter_mut().for_each(|w| *w = share + *w % 3),
+                    _ => weights
+                        .iter_mut()
+                        .for_each(|w| *w = share.saturating_sub(1).max(1)),
                 }
-                let mut cdf = Vec::new();
-                weights_to_cdf(&weights, &mut cdf);
-                assert_eq!(
-                    cdf,
-                    weights_to_cdf_in_one_pass(&weights),
-                    "n {n} case {case}"
-                );
-                check_cdf(&cdf, n);
+                let expected = weights_to_cdf_in_one_pass(&weights);
+                // Every vector width (IFMA's 52-bit lanes at the widest) gives the same CDF.
+                for limit in [2, 1, 0] {
+                    WIDTH_LIMIT.store(limit, std::sync::atomic::Ordering::Relaxed);
+                    let mut cdf = Vec::new();
+                    weights_to_cdf(&weights, &mut cdf);
+                    assert_eq!(cdf, expected, "n {n} case {case} width {limit}");
+                    check_cdf(&cdf, n);
+                }
+                WIDTH_LIMIT.store(2, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
