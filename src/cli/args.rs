@@ -76,7 +76,7 @@ pub struct IoArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PlacementArgs {
     /// Where the model runs: `auto` (every GPU this build can use, else the CPU), `cpu`, or
-    /// device names from `nzip devices` (e.g. `CUDA0,CUDA1`), one worker per GPU. An archive
+    /// device names from `nzip devices` (e.g. `CUDA0,CUDA1`). An archive
     /// decodes only on devices with its numerics. Does not change the output otherwise.
     #[arg(
         long = "device",
@@ -84,8 +84,10 @@ pub struct PlacementArgs {
         default_value = "auto"
     )]
     pub device: DeviceChoice,
-    /// CPU workers: llama.cpp contexts that each run a group of chunks, sharing the threads
-    /// (default 1). Does not change the output.
+    /// Workers: llama.cpp contexts that each run a group of chunks (default 1). On the CPU
+    /// they share the threads; on GPUs there are N per GPU, sharing its copy of the model, so
+    /// that one's token step on the CPU overlaps another's batch on the GPU. Does not change
+    /// the output.
     #[arg(long = "workers", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 }

@@ -25,7 +25,7 @@ pub fn run() -> Result<()> {
     let auto = Placement::resolve(&DeviceChoice::Auto, 1)?;
     match &auto {
         Placement::Cpu { .. } => println!("--device auto runs on the CPU"),
-        Placement::Gpus(gpus) => {
+        Placement::Gpus { gpus, .. } => {
             let names: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
             println!(
                 "--device auto runs one worker on each of {}",

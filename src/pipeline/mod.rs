@@ -56,7 +56,8 @@ pub struct CompressOptions {
     pub sinks: u32,
     pub seqs: u32,
     pub threads: usize,
-    /// Where the model runs, and how many CPU workers (contexts) share the threads.
+    /// Where the model runs, and how many workers (contexts) run there: on the CPU, or on
+    /// each GPU.
     pub device: DeviceChoice,
     pub workers: usize,
     pub fetch: FetchPolicy,
@@ -94,7 +95,7 @@ pub struct DecompressOptions {
     pub keep_going: bool,
     pub threads: usize,
     /// Where the model runs (the archive's numerics must be what it computes), and how many
-    /// CPU workers share the threads.
+    /// workers run there: on the CPU, or on each GPU.
     pub device: DeviceChoice,
     pub workers: usize,
     pub fetch: FetchPolicy,

@@ -1,5 +1,5 @@
 //! The LLM workers of one run: one llama.cpp context each, on the CPU (sharing one copy of the
-//! weights) or one per GPU (each with its own copy). Lockstep groups are independent, so a
+//! weights) or on GPUs (one copy of the weights per GPU, shared by that GPU's workers). Lockstep groups are independent, so a
 //! batch of groups runs on the workers at once, and results come back in group order: the
 //! archive does not depend on how many workers made it or decode it.
 
@@ -34,12 +34,16 @@ impl Workers {
                     slots,
                 })
             }
-            Placement::Gpus(gpus) => {
+            Placement::Gpus { gpus, per_gpu } => {
                 let models = gpus
                     .iter()
                     .map(|gpu| LanguageModel::load_on(path, Some(gpu)))
                     .collect::<Result<Vec<_>>>()?;
-                let slots = (0..models.len()).map(|i| (i, threads)).collect();
+                // Worker w on GPU w % n: a batch of groups smaller than the worker count
+                // still spreads over every GPU.
+                let slots = (0..models.len() * per_gpu)
+                    .map(|w| (w % models.len(), threads))
+                    .collect();
                 Ok(Self { models, slots })
             }
         }

@@ -185,16 +185,18 @@ pub enum Placement {
     /// `workers` contexts on the CPU sharing one copy of the weights, the threads split
     /// between them.
     Cpu { workers: usize },
-    /// One worker per GPU, each with its own copy of the model, fully offloaded.
-    Gpus(Vec<Device>),
+    /// `per_gpu` workers on each GPU, sharing that GPU's copy of the model (fully
+    /// offloaded): while one worker's batch is on the device, another's token step can run on
+    /// the CPU.
+    Gpus { gpus: Vec<Device>, per_gpu: usize },
 }
 
 impl Placement {
-    /// Resolves a choice against this build's devices. `cpu_workers` applies to the CPU only.
-    pub fn resolve(choice: &DeviceChoice, cpu_workers: usize) -> Result<Self> {
-        let cpu = Placement::Cpu {
-            workers: cpu_workers.max(1),
-        };
+    /// Resolves a choice against this build's devices: `workers` contexts on the CPU, or on
+    /// each chosen GPU.
+    pub fn resolve(choice: &DeviceChoice, workers: usize) -> Result<Self> {
+        let workers = workers.max(1);
+        let cpu = Placement::Cpu { workers };
         let all = devices()?;
         let gpus: Vec<Device> = match choice {
             DeviceChoice::Cpu => return Ok(cpu),
@@ -235,17 +237,21 @@ impl Placement {
             .find(|d| d.numerics_fingerprint() != gpus[0].numerics_fingerprint())
         {
             return Err(Error::Usage(format!(
-                "{} ({}) and {} ({}) compute different numerics; an archive must come from                  one kind of device: choose some with --device",
+                "{} ({}) and {} ({}) compute different numerics; an archive must come from \
+                 one kind of device: choose some with --device",
                 gpus[0].name, gpus[0].description, odd.name, odd.description
             )));
         }
-        Ok(Placement::Gpus(gpus))
+        Ok(Placement::Gpus {
+            gpus,
+            per_gpu: workers,
+        })
     }
 
     pub fn workers(&self) -> usize {
         match self {
             Placement::Cpu { workers } => *workers,
-            Placement::Gpus(gpus) => gpus.len(),
+            Placement::Gpus { gpus, per_gpu } => gpus.len() * per_gpu,
         }
     }
 
@@ -253,7 +259,7 @@ impl Placement {
     pub fn numerics_fingerprint(&self) -> String {
         match self {
             Placement::Cpu { .. } => numerics_fingerprint(),
-            Placement::Gpus(gpus) => gpus[0].numerics_fingerprint(),
+            Placement::Gpus { gpus, .. } => gpus[0].numerics_fingerprint(),
         }
     }
 }
