@@ -19,6 +19,10 @@
 # The build skips the flash-attention kernels (nzip turns flash attention off), most of
 # ggml-cuda's compile time. The run does the fastest plans first, so a run cut short still
 # reports the most.
+#
+# Rehearsal on a machine without a GPU (checks the binary against llama.cpp libraries built
+# apart from it): GPU_BENCH_CUDA=OFF for `build`, GPU_BENCH_BYTES=N to `run` on enwik6's first
+# N bytes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -32,7 +36,8 @@ pack() {
     mkdir -p "$gpu/bin" "$gpu/src" "$gpu/data" "$gpu/model"
     cargo build --release --locked    # the static binary fetches the model below
     cargo build --release --locked --features dynamic-link --target-dir target/dynamic
-    cp target/dynamic/release/nzip "$gpu/bin/nzip"
+    # Without its line tables the binary is 4 MB instead of 35: room in the first call.
+    strip -o "$gpu/bin/nzip" target/dynamic/release/nzip
     local sys
     sys=$(cargo metadata --format-version 1 --locked | python3 -c '
 import json, sys
@@ -52,11 +57,17 @@ build() {
     tar xzf "$gpu/src/llama.cpp.tar.gz" -C "$gpu"
     # Flash attention stays off at run time (nzip sets it per context); the CPU kernels are
     # built without -march=native, as llama-cpp-sys-2 builds them.
+    # The GPU's own architecture only (e.g. 90 for an H100/H200), from the driver: CMake's
+    # `native` needs CMake 3.24.
+    local arch
+    arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
+    local cuda=(-DGGML_CUDA=ON -DGGML_CUDA_NCCL=OFF -DGGML_CUDA_FA=OFF
+        "-DCMAKE_CUDA_ARCHITECTURES=${arch:-native}")
+    [ "${GPU_BENCH_CUDA:-ON}" = ON ] || cuda=(-DGGML_CUDA=OFF)
     cmake -S "$gpu/llama.cpp" -B "$gpu/build" -DCMAKE_BUILD_TYPE=Release \
-        -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON -DGGML_CUDA_NCCL=OFF -DGGML_NATIVE=OFF \
-        -DGGML_CUDA_FA=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_COMMON=OFF \
-        -DCMAKE_CUDA_ARCHITECTURES=native
+        -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF "${cuda[@]}" -DGGML_OPENMP=ON -DLLAMA_CURL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+        -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_COMMON=OFF
     cmake --build "$gpu/build" -j "$(nproc)" --target llama
     find "$gpu/build" -name '*.so*' -printf '%f\n' | sort
 }
@@ -79,6 +90,10 @@ run() {
     printf '%-6s %-8s %-10s %-8s %-12s %-12s\n' device S chunk bpb "compress" "decompress" | tee "$out/report.txt"
     # S chunks in lockstep need chunks of about size/S bytes for one group to hold the input.
     input="$gpu/data/enwik6"
+    if [ -n "${GPU_BENCH_BYTES:-}" ]; then
+        head -c "$GPU_BENCH_BYTES" "$input" >"$out/enwik6-part"
+        input="$out/enwik6-part"
+    fi
     size=$(stat -c %s "$input")
     for seqs in 256 64 16; do
         measure "auto" "$seqs" $(((size + seqs - 1) / seqs))
@@ -139,7 +154,7 @@ case "${1:-}" in
 pack | build | join) "$1" ;;
 run) run "${2:-}" ;;
 *)
-    sed -n '2,21p' "$0"
+    sed -n '2,25p' "$0"
     exit 2
     ;;
 esac

@@ -39,11 +39,7 @@ impl Workers {
                     .iter()
                     .map(|gpu| LanguageModel::load_on(path, Some(gpu)))
                     .collect::<Result<Vec<_>>>()?;
-                // Worker w on GPU w % n: a batch of groups smaller than the worker count
-                // still spreads over every GPU.
-                let slots = (0..models.len() * per_gpu)
-                    .map(|w| (w % models.len(), threads))
-                    .collect();
+                let slots = gpu_slots(models.len(), *per_gpu, threads);
                 Ok(Self { models, slots })
             }
         }
@@ -94,6 +90,14 @@ impl<'m> RunnerSlot<'m> {
     }
 }
 
+/// The workers on `gpus` GPUs, `per_gpu` each, as (model, threads): worker w on GPU w % gpus,
+/// so that a batch of groups smaller than the worker count still spreads over every GPU.
+fn gpu_slots(gpus: usize, per_gpu: usize, threads: usize) -> Vec<(usize, usize)> {
+    (0..gpus * per_gpu.max(1))
+        .map(|w| (w % gpus, threads))
+        .collect()
+}
+
 pub(crate) struct Runners<'m> {
     slots: Vec<RunnerSlot<'m>>,
 }
@@ -141,5 +145,20 @@ impl<'m> Runners<'m> {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_workers_alternate_over_the_gpus() {
+        assert_eq!(gpu_slots(1, 1, 4), vec![(0, 4)]);
+        assert_eq!(gpu_slots(1, 2, 4), vec![(0, 4), (0, 4)]);
+        let slots: Vec<usize> = gpu_slots(3, 2, 1).into_iter().map(|(m, _)| m).collect();
+        assert_eq!(slots, vec![0, 1, 2, 0, 1, 2]);
+        // Two groups on three GPUs with two workers each land on two different GPUs.
+        assert_ne!(slots[0], slots[1]);
     }
 }
