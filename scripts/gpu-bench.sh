@@ -101,6 +101,12 @@ run() {
             # The same 256 chunks on two workers of 128 sequences each, which share the GPU:
             # does one worker's token step on the CPU hide behind the other's batch?
             measure "auto" "$seqs" $(((size + seqs - 1) / seqs)) 2
+            # The archive must not depend on the worker count on a GPU either.
+            if "$nzip" decompress -c --workers 1 "$out/gpu-256-w2.nz" | cmp -s - "$input"; then
+                echo "the 2-worker archive decodes exactly with 1 worker" | tee -a "$out/report.txt"
+            else
+                echo "the 2-worker archive does NOT decode with 1 worker" | tee -a "$out/report.txt"
+            fi
         fi
     done
     # The CPU path, in the same report: the first 32 KiB (all of enwik6 takes the CPU far

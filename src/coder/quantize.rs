@@ -600,6 +600,17 @@ fn add_to_all(values: &mut [u32], add: u32) {
 mod tests {
     use super::*;
 
+    /// A 64-bit LCG's states shifted right by `shift`: test data that is the same everywhere.
+    fn lcg(seed: u64, shift: u32) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> shift
+        }
+    }
+
     fn check_cdf(cdf: &[u32], n: usize) {
         assert_eq!(cdf.len(), n + 1);
         assert_eq!(cdf[0], 0);
@@ -654,12 +665,9 @@ mod tests {
                 f32::from_bits(l.to_bits().saturating_sub(1)),
             ]);
         }
-        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = lcg(0x1234_5678_9abc_def0, 40);
         for _ in 0..200_000 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            logits.push(((state >> 40) as f32 / (1u64 << 24) as f32) * 80.0 - 60.0);
+            logits.push((next() as f32 / (1u64 << 24) as f32) * 80.0 - 60.0);
         }
         let mut out = Vec::new();
         let sum = softmax_weights(&logits, None, &mut out);
@@ -720,13 +728,7 @@ mod tests {
     /// tail, tied across blocks and parts, or nowhere (all zero).
     #[test]
     fn scaled_totals_find_the_first_heaviest() {
-        let mut state = 0x7777_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state >> 40
-        };
+        let mut next = lcg(0x7777, 40);
         for n in [1, 7, 8, 9, 23, PART + 13, 3 * PART + 5] {
             for case in 0..5 {
                 let mut weights: Vec<u64> = (0..n).map(|_| next() % 1000).collect();
@@ -824,13 +826,7 @@ mod tests {
     /// across parts included), the CDF is the one-pass CDF.
     #[test]
     fn parts_give_the_one_pass_cdf() {
-        let mut state = 0x0bad_5eed_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state >> 33
-        };
+        let mut next = lcg(0x0bad_5eed, 33);
         for n in [1, 5, 256, PART - 1, PART, PART + 1, 3 * PART + 17, 262_144] {
             for case in 0..8 {
                 let mut weights: Vec<u64> = (0..n).map(|_| next() % 5000).collect();
