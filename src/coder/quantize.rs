@@ -8,6 +8,11 @@
 //! Large vocabularies are cut into [`PART`]-symbol parts that the thread pool shares, so a
 //! lone chunk's token step uses every core. Parts only ever combine through integer sums,
 //! maxima and prefix offsets, which are the same in any order: the split never changes a bit.
+//!
+//! The loops are compiled for AVX-512 and AVX2 besides the baseline and picked at run time
+//! ([`widest!`]), and the CDF's prefix sums use AVX-512 IFMA where the CPU has it: plain IEEE
+//! operations and exact integer products give the same bits at every width (the tests compare
+//! each width with the scalar definitions).
 
 use rayon::prelude::*;
 
