@@ -524,25 +524,25 @@ fn local_cdf(weights: &[u64], scale: u128, top: u64, bounds: &mut [u32]) -> u64 
         }
     }
     widest!(local(weights: &[u64], scale: u128, bounds: &mut [u32]) -> u64 {
-    let mut given = 0u64;
-    let mut acc = 0u64;
-    if let Ok(scale) = u64::try_from(scale) {
-        // The usual case (sum >= budget): one 64×64-bit multiply per symbol.
-        for (c, &w) in bounds.iter_mut().zip(weights) {
-            let q = ((w as u128 * scale as u128) >> 64) as u64;
-            given += q;
-            acc += 1 + q;
-            *c = acc as u32;
+        let mut given = 0u64;
+        let mut acc = 0u64;
+        if let Ok(scale) = u64::try_from(scale) {
+            // The usual case (sum >= budget): one 64×64-bit multiply per symbol.
+            for (c, &w) in bounds.iter_mut().zip(weights) {
+                let q = ((w as u128 * scale as u128) >> 64) as u64;
+                given += q;
+                acc += 1 + q;
+                *c = acc as u32;
+            }
+        } else {
+            for (c, &w) in bounds.iter_mut().zip(weights) {
+                let q = ((w as u128 * scale) >> 64) as u64;
+                given += q;
+                acc += 1 + q;
+                *c = acc as u32;
+            }
         }
-    } else {
-        for (c, &w) in bounds.iter_mut().zip(weights) {
-            let q = ((w as u128 * scale) >> 64) as u64;
-            given += q;
-            acc += 1 + q;
-            *c = acc as u32;
-        }
-    }
-    given
+        given
     })
 }
 
