@@ -48,7 +48,7 @@ print(next(p["manifest_path"] for p in meta["packages"] if p["name"] == "llama-c
     model=$(target/release/nzip model fetch "$model_name" | sed -n 's/.* at //p')
     split -b "$part_size" -d -a 2 "$model" "$gpu/model/part-"
     sha256sum "$model" | cut -d' ' -f1 >"$gpu/data/model.sha256"
-    cp ../shared/corpus/enwik6 "$gpu/data/enwik6"
+    cp corpus/enwik6 "$gpu/data/enwik6"
     du -sh "$gpu"/*
 }
 

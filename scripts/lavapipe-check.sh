@@ -11,7 +11,7 @@ cpu=target/release/nzip
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$vulkan" devices
-head -c 1200 ../shared/corpus/alice29.txt >"$work/in.txt"
+head -c 1200 corpus/alice29.txt >"$work/in.txt"
 # Four chunks, two per group: one worker runs the groups in turn, two run them at once.
 for w in 1 2; do
     "$vulkan" compress -f --device Vulkan0 --workers "$w" --seqs 2 --chunk-size 300 \

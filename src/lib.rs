@@ -1,6 +1,6 @@
 //! nzip: a lossless compressor whose entropy model is a small language model.
 //!
-//! Data flow (see `DESIGN.md` in the shared docs and `formats/NZIP.md`): chunk plan →
+//! Data flow (see `formats/NZIP.md`): chunk plan →
 //! segments → tokens → LLM predictions in lockstep groups → integer CDFs → range coder →
 //! container. [`pipeline`] ties it together; the CLI lives in the `nzip` binary.
 

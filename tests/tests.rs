@@ -9,6 +9,7 @@ mod fast;
 mod fuzz;
 mod golden;
 mod roundtrip;
+mod standalone;
 mod tiers;
 mod tiny;
 mod util;

@@ -4,17 +4,20 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-/// The shared benchmark corpus next to the project.
+/// The repository's corpus folder (`corpus/`, real files with their sources in its README).
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}
+
+/// One file of the repository's corpus.
 pub fn corpus(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(name);
+    let path = corpus_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("corpus file {}: {e}", path.display()))
 }
 
-/// Names of every file in the shared corpus (its README aside), sorted.
+/// Names of every file in the repository's corpus (its README and checksums aside), sorted.
 pub fn corpus_files() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let dir = corpus_dir();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
         .map(|e| {
@@ -23,7 +26,7 @@ pub fn corpus_files() -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
-        .filter(|n| n != "README.md")
+        .filter(|n| n != "README.md" && n != "SHA256SUMS")
         .collect();
     names.sort();
     names

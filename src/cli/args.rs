@@ -230,8 +230,8 @@ pub enum ModelCommand {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Files to benchmark [default: the text files of ../shared/corpus, cut to 8 KB; with
-    /// --fast, every corpus file, whole].
+    /// Files to benchmark [default: the text files of the corpus folder ($NZIP_CORPUS,
+    /// ./corpus or the source tree's), cut to 8 KB; with --fast, every corpus file, whole].
     pub files: Vec<PathBuf>,
     /// Fast mode only (no LLM, no model needed).
     #[arg(long)]

@@ -33,8 +33,9 @@ const DEFAULT_SLICE: usize = 8192;
 fn corpus_dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("NZIP_CORPUS").map(PathBuf::from),
-        Some(PathBuf::from("../shared/corpus")),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")),
+        Some(PathBuf::from("corpus")),
+        // The source tree's corpus, for a binary run from its own checkout elsewhere.
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")),
     ];
     candidates.into_iter().flatten().find(|p| p.is_dir())
 }
@@ -50,7 +51,9 @@ struct Measured {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let files = if args.files.is_empty() {
         let dir = corpus_dir().ok_or_else(|| {
-            Error::Usage("no files given and ../shared/corpus not found (set NZIP_CORPUS)".into())
+            Error::Usage(
+                "no files given and no corpus folder found (name files, or set NZIP_CORPUS)".into(),
+            )
         })?;
         let names = if args.fast { CORPUS_ALL } else { CORPUS_TEXT };
         names.iter().map(|f| dir.join(f)).collect()
