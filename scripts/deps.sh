@@ -6,7 +6,7 @@ set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
-for tool in gzip xz zstd; do
+for tool in gzip bzip2 xz zstd; do
   command -v "$tool" >/dev/null || need+=("$([ "$tool" = xz ] && echo xz-utils || echo "$tool")")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -20,6 +20,8 @@ fn main() {
         Command::Model(c) => commands::model::run(c),
         Command::Bench(a) => commands::bench::run(a),
         Command::Devices => commands::devices::run(),
+        Command::Completions { shell } => commands::shell::completions(*shell),
+        Command::Man => commands::shell::man(),
     };
     if let Err(e) = result {
         if let nzip::Error::IoOther(io) | nzip::Error::Io { source: io, .. } = &e {

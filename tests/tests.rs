@@ -9,6 +9,7 @@ mod fast;
 mod fuzz;
 mod golden;
 mod roundtrip;
+mod shell;
 mod standalone;
 mod tiers;
 mod tiny;

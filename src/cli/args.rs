@@ -33,10 +33,18 @@ pub enum Command {
     /// List or fetch models.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Compare nzip with gzip, xz and zstd on real files, in one run.
+    /// Compare nzip with gzip, bzip2, xz and zstd on real files, in one run.
     Bench(BenchArgs),
     /// List the devices this build can run the model on, and their numerics.
     Devices,
+    /// Print a shell completion script (e.g. `nzip completions bash >
+    /// ~/.local/share/bash-completion/completions/nzip`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (`nzip man > nzip.1; man -l nzip.1`).
+    Man,
 }
 
 /// Flags shared by compress and decompress, in the habits of gzip and zstd.
@@ -144,6 +152,8 @@ pub struct DecompressArgs {
     pub io: IoArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub ignored_level: IgnoredLevelArgs,
     /// Only the original bytes START..END (half-open; either end may be left out), decoding
     /// only the chunks that cover them; needs -c or -o.
     #[arg(long = "range", value_name = "START..END", value_parser = parse_range)]
@@ -152,6 +162,19 @@ pub struct DecompressArgs {
     /// zeros and named at the end (exit status 1); the output is kept.
     #[arg(long = "keep-going")]
     pub keep_going: bool,
+}
+
+/// Compression levels, accepted and ignored when decoding (the archive records everything the
+/// decoder needs), as zstd and xz accept them: `tar -I 'nzip --fast'` runs `nzip --fast -d` to
+/// extract.
+#[derive(Args, Debug)]
+pub struct IgnoredLevelArgs {
+    #[arg(long = "level", hide = true, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub level: Option<u8>,
+    #[arg(long = "fast", hide = true)]
+    pub fast: bool,
+    #[arg(long = "best", hide = true)]
+    pub best: bool,
 }
 
 /// A `--range` as given: the end may be open (the end of the original).
@@ -255,4 +278,8 @@ pub struct BenchArgs {
     /// Threads for nzip.
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<u16>,
+    /// Also draw the run as a chart (SVG): bits per byte against compress and decompress
+    /// speed, every tool a point.
+    #[arg(long = "plot", value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }

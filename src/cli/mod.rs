@@ -32,8 +32,16 @@ fn subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
         "model",
         "bench",
         "devices",
+        "completions",
+        "man",
         "help",
     ];
+    if argv.len() == 1 {
+        // `nzip` alone filters standard input to standard output, as gzip and zstd do (and
+        // as `tar -I nzip` expects).
+        argv.push("compress".into());
+        return argv;
+    }
     let Some(first) = argv.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {
         return argv;
     };
@@ -119,5 +127,9 @@ mod tests {
             ["compress", "--level=3", "--", "-4"]
         );
         assert_eq!(norm(&["-d", "-c", "a"]), ["decompress", "-c", "a"]);
+        // tar -I 'nzip --fast' runs these two.
+        assert_eq!(norm(&[]), ["compress"]);
+        assert_eq!(norm(&["--fast", "-d"]), ["decompress", "--fast"]);
+        assert_eq!(norm(&["completions", "bash"]), ["completions", "bash"]);
     }
 }

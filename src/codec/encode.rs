@@ -70,7 +70,7 @@ impl<'a> ChunkEncoder<'a> {
                     for &b in &self.bytes[self.offset..self.offset + len] {
                         self.cost_bits += self.raw_model.encode(b, &mut self.coder)?;
                         self.raw_done += 1;
-                        if self.raw_done % CHECKPOINT == 0 {
+                        if self.raw_done.is_multiple_of(CHECKPOINT) {
                             self.raw_checkpoints.push(self.cost_bits);
                         }
                     }

@@ -5,12 +5,12 @@
 //! add/mul on `f64` (no platform `exp`, no fused multiply-add, a fixed order), and weights are
 //! turned into a CDF with integer arithmetic only.
 //!
-//! Large vocabularies are cut into [`PART`]-symbol parts that the thread pool shares, so a
+//! Large vocabularies are cut into `PART`-symbol parts that the thread pool shares, so a
 //! lone chunk's token step uses every core. Parts only ever combine through integer sums,
 //! maxima and prefix offsets, which are the same in any order: the split never changes a bit.
 //!
 //! The loops are compiled for AVX-512 and AVX2 besides the baseline and picked at run time
-//! ([`widest!`]), and the CDF's prefix sums use AVX-512 IFMA where the CPU has it: plain IEEE
+//! (`widest!`), and the CDF's prefix sums use AVX-512 IFMA where the CPU has it: plain IEEE
 //! operations and exact integer products give the same bits at every width (the tests compare
 //! each width with the scalar definitions).
 
@@ -167,7 +167,7 @@ fn width_limit() -> u8 {
 }
 
 /// Softmax of `logits + bias` (temperature 1; the bias, when there is one, added as `f32`) as
-/// fixed-point weights, [`exp2_fixed`] of each logit's distance to the maximum in binary
+/// fixed-point weights, `exp2_fixed` of each logit's distance to the maximum in binary
 /// orders of magnitude (the top logit gets `2^32`); returns their sum. Degenerate output (no
 /// finite maximum: all `-inf` or NaN) gives every symbol weight 1, identically on both sides.
 /// `out` keeps its allocation (and is only resized) from one call to the next.

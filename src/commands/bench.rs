@@ -1,6 +1,6 @@
-//! `nzip bench`: nzip (LLM and fast mode) against gzip -9, xz -9e and zstd -19 on the same
-//! bytes, in one run: bits per byte, compress and decompress speed of every tool, and a check
-//! that every round trip matched.
+//! `nzip bench`: nzip (LLM and fast mode) against gzip -9, bzip2 -9, xz -9e and zstd -19 on
+//! the same bytes, in one run: bits per byte, compress and decompress speed of every tool, a
+//! check that every round trip matched, and with --plot the chart of it all.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use nzip::predict::ensemble::TokenModelKind;
 use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 
+use super::plot::{write_svg, Point};
 use crate::cli::args::BenchArgs;
 
 /// The corpus text files the default run uses (sliced: the LLM runs at a few hundred bytes
@@ -114,8 +115,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         modes.push(("nzip-fast".into(), at_level(levels::MIN_LEVEL)?));
     }
-    let tools: [(&str, &str, &[&str]); 3] = [
+    let tools: [(&str, &str, &[&str]); 4] = [
         ("gzip -9", "gzip", &["-9", "-c"]),
+        ("bzip2 -9", "bzip2", &["-9", "-c"]),
         ("xz -9e", "xz", &["-9e", "-c", "-T1"]),
         ("zstd -19", "zstd", &["-19", "-c", "-q"]),
     ];
@@ -210,14 +212,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!();
     };
     header("bits per byte (lower is better)");
-    let mut totals = vec![(0u64, 0u64); columns.len()];
+    let mut totals = vec![Totals::default(); columns.len()];
     for (name, len, results) in &rows {
         print!("{name:<16} {len:>9}");
         for (i, r) in results.iter().enumerate() {
             match r {
                 Some(m) if *len > 0 => {
-                    totals[i].0 += len;
-                    totals[i].1 += m.bytes;
+                    totals[i].add(*len, m);
                     print!(" {:>width$.3}", 8.0 * m.bytes as f64 / *len as f64)
                 }
                 _ => print!(" {:>width$}", "-"),
@@ -225,12 +226,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         println!();
     }
-    print!("{:<16} {:>9}", "all", totals.first().map_or(0, |t| t.0));
-    for (len, bytes) in &totals {
-        if *len > 0 {
-            print!(" {:>width$.3}", 8.0 * *bytes as f64 / *len as f64);
-        } else {
-            print!(" {:>width$}", "-");
+    print!(
+        "{:<16} {:>9}",
+        "all",
+        totals.first().map_or(0, |t| t.original)
+    );
+    for t in &totals {
+        match t.bits_per_byte() {
+            Some(bpb) => print!(" {bpb:>width$.3}"),
+            None => print!(" {:>width$}", "-"),
         }
     }
     println!();
@@ -297,6 +301,29 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "\nround trips: {}",
         if all_ok { "all matched" } else { "SOME FAILED" }
     );
+    if let Some(path) = &args.plot {
+        let points: Vec<Point> = columns
+            .iter()
+            .zip(&totals)
+            .filter_map(|(tool, t)| {
+                Some(Point {
+                    tool: tool.to_string(),
+                    bits_per_byte: t.bits_per_byte()?,
+                    speed_kbs: t.speeds_kbs(),
+                })
+            })
+            .collect();
+        let subtitle = format!(
+            "{} files, {}, {threads} threads",
+            rows.len(),
+            match slice {
+                Some(n) => format!("first {n} bytes of each"),
+                None => "whole".into(),
+            }
+        );
+        write_svg(path, &points, &subtitle)?;
+        println!("plot: {}", path.display());
+    }
     if all_ok {
         Ok(())
     } else {
@@ -335,6 +362,44 @@ fn pipe_through(tool: &str, flags: &[&str], data: &[u8]) -> Option<Vec<u8>> {
     let out = child.wait_with_output().ok()?;
     writer.join().ok()?.ok()?;
     out.status.success().then_some(out.stdout)
+}
+
+/// One column's sums over the files it ran on: original and compressed bytes, and seconds
+/// (decompression only where every file was timed).
+#[derive(Clone, Default)]
+struct Totals {
+    original: u64,
+    compressed: u64,
+    compress_s: f64,
+    decompress_s: Option<f64>,
+    untimed_decompress: bool,
+}
+
+impl Totals {
+    fn add(&mut self, original: u64, m: &Measured) {
+        self.original += original;
+        self.compressed += m.bytes;
+        self.compress_s += m.compress_s;
+        match m.decompress_s {
+            Some(s) => *self.decompress_s.get_or_insert(0.0) += s,
+            None => self.untimed_decompress = true,
+        }
+    }
+
+    fn bits_per_byte(&self) -> Option<f64> {
+        (self.original > 0).then(|| 8.0 * self.compressed as f64 / self.original as f64)
+    }
+
+    /// KB of original per second over all files, compressing and decompressing.
+    fn speeds_kbs(&self) -> [Option<f64>; 2] {
+        let kbs = |s: f64| (s > 0.0).then(|| self.original as f64 / s / 1000.0);
+        [
+            kbs(self.compress_s),
+            self.decompress_s
+                .filter(|_| !self.untimed_decompress)
+                .and_then(kbs),
+        ]
+    }
 }
 
 /// One mode's LLM tokens, time inside `decode` and wall time, summed over files; [0] for

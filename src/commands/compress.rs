@@ -15,6 +15,19 @@ use super::progress::Progress;
 use super::{input, report};
 use crate::cli::args::CompressArgs;
 
+/// What the cost notice offers when LLM coding will be long.
+const FASTER: &str = "--fast (the byte model alone, about 1 MB/s per core), -3 (more chunks \
+                      in lockstep), or a GPU build (docs/gpu.md)";
+
+/// "1.2 MB", "152.1 KB", "900 B".
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} KB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
 /// A reader that hashes what passes through it, so --verify can compare the decoded archive
 /// with an input it has not kept (a stream).
 struct Hashing<R> {
@@ -172,7 +185,15 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
         Error::IoOther(source) => Error::io(file, source),
         e => e,
     };
-    let bar = Progress::new(input.size, "compress", io.quiet, io.verbose);
+    let mut bar = Progress::new(input.size, "compress", io.quiet, io.verbose);
+    if !opts.fast {
+        let what = format!(
+            "coding {} with {}",
+            input.size.map_or(String::new(), human_bytes),
+            opts.model
+        );
+        bar = bar.with_cost_notice(input.size, io.quiet, &what, FASTER);
+    }
     let started = std::time::Instant::now();
     let llm_before = LlmTimes::now();
     let mut reader = Hashing::new(input.reader);

@@ -8,7 +8,9 @@ pub mod info;
 pub mod input;
 pub mod model;
 pub mod output;
+pub mod plot;
 pub mod progress;
+pub mod shell;
 pub mod test;
 
 use std::path::{Path, PathBuf};

@@ -584,7 +584,7 @@ impl RecordFinder {
     /// Notes the last byte of `history`.
     fn update(&mut self, history: &[u8]) {
         let pos = history.len();
-        if pos % RECORD_SAMPLE != 0 || pos <= RECORD_MAX {
+        if !pos.is_multiple_of(RECORD_SAMPLE) || pos <= RECORD_MAX {
             return;
         }
         let byte = history[pos - 1];
@@ -592,7 +592,7 @@ impl RecordFinder {
         for (hit, &b) in self.hits.iter_mut().zip(window) {
             *hit += u16::from(b == byte);
         }
-        if pos % RECORD_DECIDE != 0 {
+        if !pos.is_multiple_of(RECORD_DECIDE) {
             return;
         }
         let total: u64 = self.hits.iter().map(|&h| u64::from(h)).sum();
@@ -617,7 +617,7 @@ impl RecordFinder {
         let significant = |h: u16| u64::from(h) > 2 * mean && u64::from(h) * 8 > samples;
         self.len = if significant(best.0) { best.1 } else { 0 };
         self.second = if significant(second.0) { second.1 } else { 0 };
-        if pos % RECORD_DECAY == 0 {
+        if pos.is_multiple_of(RECORD_DECAY) {
             for h in &mut self.hits {
                 *h >>= 1;
             }
