@@ -7,6 +7,7 @@ mod commands;
 use clap::Parser;
 
 use cli::args::{Cli, Command};
+use commands::Failure;
 
 fn main() {
     shorten_openmp_spin();
@@ -15,27 +16,22 @@ fn main() {
     let result = match &cli.command {
         Command::Compress(a) => commands::compress::run(a),
         Command::Decompress(a) => commands::decompress::run(a),
-        Command::Test(a) => commands::test::run(a),
-        Command::Info(a) => commands::info::run(a),
-        Command::Model(c) => commands::model::run(c),
-        Command::Bench(a) => commands::bench::run(a),
-        Command::Devices => commands::devices::run(),
-        Command::Completions { shell } => commands::shell::completions(*shell),
-        Command::Man => commands::shell::man(),
-    };
-    if let Err(e) = result {
-        if let nzip::Error::IoOther(io) | nzip::Error::Io { source: io, .. } = &e {
-            if io.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(1);
-            }
+        Command::Test(a) => commands::test::run(a).map_err(Failure::from),
+        Command::Info(a) => commands::info::run(a).map_err(Failure::from),
+        Command::Model(c) => commands::model::run(c).map_err(Failure::from),
+        Command::Bench(a) => commands::bench::run(a).map_err(Failure::from),
+        Command::Devices => commands::devices::run().map_err(Failure::from),
+        Command::Completions { shell } => {
+            commands::shell::completions(*shell).map_err(Failure::from)
         }
-        eprintln!("nzip: error: {e}");
-        let code = if matches!(e, nzip::Error::Usage(_)) {
-            2
-        } else {
-            1
-        };
-        std::process::exit(code);
+        Command::Man => commands::shell::man().map_err(Failure::from),
+    };
+    if let Err(failure) = result {
+        // A closed pipe (`nzip -dc f.nz | head`) ends quietly, as other filters do.
+        if !failure.is_broken_pipe() {
+            failure.report(None);
+        }
+        std::process::exit(failure.exit_code());
     }
 }
 

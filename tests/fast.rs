@@ -122,17 +122,33 @@ fn ranges_decode_exactly_their_bytes() {
             "{range:?}"
         );
     }
-    for bad in [0..n + 1, n + 5..n + 6] {
-        let err = decompress_range(
-            &archive,
-            Some(bad),
-            &DecompressOptions::default(),
-            &mut Vec::new(),
-            &|_| {},
-        )
-        .unwrap_err();
-        assert!(matches!(err, Error::Usage(_)), "{err}");
+    // Past the end, a range is clipped to the end (as dd, head and tail do).
+    for (past, want) in [
+        (0..n + 1, 0..n),
+        (n - 3..n + 9, n - 3..n),
+        (n + 5..n + 6, n..n),
+    ] {
+        let mut out = Vec::new();
+        let dopts = DecompressOptions::default();
+        let written =
+            decompress_range(&archive, Some(past.clone()), &dopts, &mut out, &|_| {}).unwrap();
+        assert_eq!(written, want.end - want.start, "{past:?}");
+        assert!(
+            out == data[want.start as usize..want.end as usize],
+            "{past:?}"
+        );
     }
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 9..3;
+    let err = decompress_range(
+        &archive,
+        Some(backwards),
+        &DecompressOptions::default(),
+        &mut Vec::new(),
+        &|_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err}");
 }
 
 #[test]
@@ -178,6 +194,74 @@ fn keep_going_recovers_the_undamaged_chunks() {
     assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), out);
 }
 
+/// An archive cut anywhere (an interrupted copy) still gives back, under --keep-going, every
+/// chunk that lies wholly before the cut, byte for byte; the rest is zeros and named.
+#[test]
+fn keep_going_recovers_a_cut_archive_up_to_the_cut() {
+    let data = corpus("enwik6")[..60_000].to_vec();
+    let archive = compress(&data, &fast(3_000), &|_| {}).unwrap();
+    let a = Archive::parse(&archive).unwrap();
+    // Where each chunk's frame ends in the archive, and its original bytes end.
+    let mut ends = Vec::new();
+    let mut original = 0u64;
+    for (i, c) in a.index.chunks.iter().enumerate() {
+        original += c.len;
+        ends.push((a.payload_offset(i) + c.payload_len as usize, original));
+    }
+    assert!(ends.len() >= 20, "{} chunks", ends.len());
+    let opts = DecompressOptions {
+        keep_going: true,
+        ..DecompressOptions::default()
+    };
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..200 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let cut = 1 + (state % (archive.len() as u64 - 1)) as usize;
+        let whole: u64 = ends
+            .iter()
+            .filter(|(end, _)| *end <= cut)
+            .map(|(_, o)| *o)
+            .max()
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        match decompress(&archive[..cut], &opts, &mut out, &|_| {}) {
+            Err(Error::Damaged { ranges, written }) => {
+                assert_eq!(written, data.len() as u64, "cut at {cut}: the size is kept");
+                assert_eq!(ranges.len(), 1, "cut at {cut}: {ranges:?}");
+                assert_eq!(ranges[0].0, whole..data.len() as u64, "cut at {cut}");
+            }
+            // Cut before the header's end: nothing to recover, and nothing written.
+            Err(e) if cut < a.payload_offset(0) => {
+                assert!(out.is_empty(), "cut at {cut}: {e}");
+                continue;
+            }
+            other => panic!("cut at {cut}: expected a damage report, got {other:?}"),
+        }
+        let w = whole as usize;
+        assert!(
+            out[..w] == data[..w],
+            "cut at {cut}: recovered bytes differ"
+        );
+        assert!(out[w..].iter().all(|&b| b == 0), "cut at {cut}");
+    }
+
+    // The CLI: the good chunks are written, the lost tail named, status 1.
+    let cut = ends[ends.len() / 2].0 + 5;
+    let whole = ends[ends.len() / 2].1;
+    let (dir, path) = file_with("cut.txt.nz", &archive[..cut]);
+    nzip()
+        .args(["decompress", "--keep-going"])
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("{whole}..{}", data.len())))
+        .stderr(predicate::str::contains("cut short"));
+    let out = std::fs::read(dir.path().join("cut.txt")).unwrap();
+    assert!(out[..whole as usize] == data[..whole as usize]);
+}
+
 /// A thousand single-bit flips anywhere in an archive: every one is reported as an error;
 /// never other bytes (nor, since format 3, the right bytes from a damaged archive).
 #[test]
@@ -221,11 +305,18 @@ fn cli_range() {
     assert!(part == data[60_000..120_000]);
     let tail = nzip_stdout(&["decompress", "-c", "--range", "180000.."], &archive);
     assert!(tail == data[180_000..]);
+    // Past the end: clipped, as dd, head and tail read what is there.
+    let past = nzip_stdout(&["decompress", "-c", "--range", "180000..999999"], &archive);
+    assert!(past == data[180_000..]);
+    let after = nzip_stdout(
+        &["decompress", "-c", "--range", "999999..1000000"],
+        &archive,
+    );
+    assert!(after.is_empty());
     for (args, code) in [
-        (vec!["--range", "1..2"], 2),            // neither -c nor -o
-        (vec!["-c", "--range", "5..3"], 2),      // backwards
-        (vec!["-c", "--range", "x..3"], 2),      // not a number
-        (vec!["-c", "--range", "0..999999"], 2), // past the end
+        (vec!["--range", "1..2"], 2),       // neither -c nor -o
+        (vec!["-c", "--range", "5..3"], 2), // backwards
+        (vec!["-c", "--range", "x..3"], 2), // not a number
     ] {
         nzip()
             .arg("decompress")

@@ -8,6 +8,7 @@ mod errors;
 mod fast;
 mod fuzz;
 mod golden;
+mod habits;
 mod roundtrip;
 mod shell;
 mod standalone;

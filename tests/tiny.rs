@@ -131,6 +131,30 @@ fn large_text_in_many_groups_with_many_slides() {
         "good chunks intact"
     );
     assert!(out[s..e].iter().all(|&b| b == 0));
+
+    // Cut inside the second group (the index and footer gone): the first group comes back
+    // exactly; what the second group's surviving chunks decode to is kept only where its CRC
+    // agrees, and everything from the first lost byte on is named.
+    let seqs = a.header.model.as_ref().unwrap().schedule.seqs as usize;
+    let cut_chunk = seqs + 1;
+    let cut = a.payload_offset(cut_chunk) + 10;
+    let first_group: u64 = chunks[..seqs].iter().map(|c| c.len).sum();
+    let mut out = Vec::new();
+    match decompress(&archive[..cut], &keep_going, &mut out, &|_| {}).unwrap_err() {
+        Error::Damaged { ranges, written } => {
+            assert_eq!(written, n);
+            let lost_from = ranges.iter().map(|(r, _)| r.start).min().unwrap();
+            assert!(lost_from >= first_group, "{ranges:?}");
+            let cut_at: u64 = chunks[..cut_chunk].iter().map(|c| c.len).sum();
+            assert!(
+                ranges.iter().any(|(r, _)| *r == (cut_at..n)),
+                "the tail from the cut chunk on is lost: {ranges:?}"
+            );
+        }
+        e => panic!("expected a damage report, got {e}"),
+    }
+    let g = first_group as usize;
+    assert!(out[..g] == data[..g], "the whole first group is recovered");
 }
 
 #[test]

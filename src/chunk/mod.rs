@@ -21,6 +21,17 @@ pub struct Schedule {
     pub start_token: u32,
 }
 
+impl std::fmt::Display for Schedule {
+    /// "window 1024, slide 256, 4 sinks, 16 sequences, start token 1", in the flags' words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "window {}, slide {}, {} sinks, {} sequences, start token {}",
+            self.window, self.slide, self.sinks, self.seqs, self.start_token
+        )
+    }
+}
+
 /// Largest `seqs` accepted (llama.cpp's own limit on sequences per context is 256).
 pub const MAX_SEQS: u32 = 256;
 /// Largest window accepted from an archive (the default model was trained on 8192).
@@ -32,7 +43,7 @@ pub const MAX_CONTEXT: u64 = 1 << 20;
 impl Schedule {
     /// Checks the invariants the group runner relies on; archives are validated with it too.
     pub fn validate(&self, n_vocab: Option<usize>) -> Result<()> {
-        let bad = |why: &str| Err(Error::Corrupt(format!("invalid schedule {self:?}: {why}")));
+        let bad = |why: &str| Err(Error::Corrupt(format!("invalid schedule ({self}): {why}")));
         if self.seqs == 0 || self.seqs > MAX_SEQS {
             return bad("sequences per group out of range");
         }

@@ -155,7 +155,8 @@ pub struct DecompressArgs {
     #[command(flatten)]
     pub ignored_level: IgnoredLevelArgs,
     /// Only the original bytes START..END (half-open; either end may be left out), decoding
-    /// only the chunks that cover them; needs -c or -o.
+    /// only the chunks that cover them; needs -c or -o. A range past the end is clipped to
+    /// it, as dd and tail read what is there.
     #[arg(long = "range", value_name = "START..END", value_parser = parse_range)]
     pub range: Option<ByteRange>,
     /// Recover what can be recovered from a damaged archive: damaged chunks are written as

@@ -158,7 +158,7 @@ pub struct SymbolDecoder {
 impl SymbolDecoder {
     /// `bytes` must be a whole number of words; anything else is a corrupt chunk.
     pub fn new(bytes: &[u8], chunk: usize) -> Result<Self> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(Error::Corrupt(format!(
                 "chunk {chunk}: coded stream of {} bytes is not a whole number of 32-bit words",
                 bytes.len()
@@ -180,7 +180,7 @@ impl SymbolDecoder {
     pub fn decode(&mut self, cdf: &[u32], chunk: usize) -> Result<usize> {
         self.inner
             .decode_symbol(CdfModel(cdf))
-            .map_err(|e| Error::Corrupt(format!("chunk {chunk}: range decoder: {e}")))
+            .map_err(|_| invalid_code(chunk))
     }
 
     /// Decodes a binary decision coded with the same `p1`.
@@ -189,8 +189,16 @@ impl SymbolDecoder {
         check_p1(p1)?;
         self.inner
             .decode_symbol(BitModel(p1))
-            .map_err(|e| Error::Corrupt(format!("chunk {chunk}: range decoder: {e}")))
+            .map_err(|_| invalid_code(chunk))
     }
+}
+
+/// The range decoder met a state no encoder writes (constriction's own message names its
+/// internals, not the archive).
+fn invalid_code(chunk: usize) -> Error {
+    Error::Corrupt(format!(
+        "chunk {chunk}: the coded data is not a valid range-coder stream for its model"
+    ))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use nzip::{models, Error, Result};
 
 use super::output::{Output, WriteErrors};
 use super::progress::Progress;
-use super::{input, report};
+use super::{input, refuse_terminal, report, stdin_is_terminal, stdout_is_terminal, Failure};
 use crate::cli::args::CompressArgs;
 
 /// What the cost notice offers when LLM coding will be long.
@@ -98,14 +98,22 @@ fn verify(
     Ok(())
 }
 
-pub fn run(args: &CompressArgs) -> Result<()> {
+pub fn run(args: &CompressArgs) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
     let opts = options(args)?;
-    for file in &files {
-        compress_one(file, args, &opts)?;
+    if io.stdout && files.len() > 1 {
+        // gzip and zstd write concatenated members that decode as one stream; until nzip's
+        // decoder reads several members, it must not write what it cannot read back.
+        return Err(Error::Usage(
+            "-c with several inputs would concatenate archives, which this nzip cannot decode \
+             yet: compress one file per -c, or tar the files first"
+                .into(),
+        )
+        .into());
     }
-    Ok(())
+    super::note_rm_with_stdout(io);
+    super::each_file(&files, |file| compress_one(file, args, &opts))
 }
 
 /// The level's settings with the explicit flags on top.
@@ -159,9 +167,31 @@ fn options(args: &CompressArgs) -> Result<CompressOptions> {
     })
 }
 
-fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Result<()> {
+fn compress_one(
+    file: &Path,
+    args: &CompressArgs,
+    opts: &CompressOptions,
+) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let to_stdout = io.stdout || (input::is_stdin(file) && io.output.is_none());
+    // gzip's habits: an archive is not compressed again, and compressed data neither comes
+    // from a terminal nor goes to one, unless forced.
+    if !io.force && file.extension().is_some_and(|e| e == "nz") {
+        // A warning, not a failure: gzip says "unchanged" and exits 0.
+        if !io.quiet {
+            eprintln!(
+                "nzip: {}: already has the .nz suffix; skipped (use -f to compress it anyway)",
+                file.display()
+            );
+        }
+        return Ok(());
+    }
+    if input::is_stdin(file) {
+        refuse_terminal(true, stdin_is_terminal(), io.force)?;
+    }
+    if to_stdout {
+        refuse_terminal(false, stdout_is_terminal(), io.force)?;
+    }
     let dest: Option<PathBuf> = if to_stdout {
         None
     } else if let Some(o) = &io.output {
@@ -213,7 +243,7 @@ fn compress_one(file: &Path, args: &CompressArgs, opts: &CompressOptions) -> Res
                 bar.set_position(done)
             });
         match (stats, writes.error.take()) {
-            (_, Some(e)) => return Err(Error::io(&out_name, e)),
+            (_, Some(e)) => return Err(Error::io(&out_name, e).into()),
             (stats, None) => stats.map_err(in_error)?,
         }
     };

@@ -5,34 +5,31 @@ use std::path::{Path, PathBuf};
 
 use nzip::pipeline::{self, DecompressOptions};
 use nzip::predict::llama::LlmTimes;
-use nzip::{models, Error, Result};
+use nzip::{models, Error};
 
 use super::output::{Output, WriteErrors};
 use super::progress::Progress;
-use super::{input, report};
+use super::{input, refuse_terminal, report, stdin_is_terminal, Failure};
 use crate::cli::args::{DecodeArgs, DecompressArgs, PlacementArgs};
 
-pub fn run(args: &DecompressArgs) -> Result<()> {
+pub fn run(args: &DecompressArgs) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
     if args.range.is_some() && !io.stdout && io.output.is_none() {
         return Err(Error::Usage(
             "--range writes part of a file: name the output with -o PATH, or use -c".into(),
-        ));
+        )
+        .into());
     }
     if args.range.is_some() && io.rm {
-        return Err(Error::Usage(
-            "--range keeps the archive; --rm is refused".into(),
-        ));
+        return Err(Error::Usage("--range keeps the archive; --rm is refused".into()).into());
     }
+    super::note_rm_with_stdout(io);
     let opts = DecompressOptions {
         keep_going: args.keep_going,
         ..decode_options(&args.decode, io.threads, &io.placement)
     };
-    for file in &files {
-        decompress_one(file, args, &opts)?;
-    }
-    Ok(())
+    super::each_file(&files, |file| decompress_one(file, args, &opts))
 }
 
 /// Decoding options from the shared flags.
@@ -52,8 +49,15 @@ pub fn decode_options(
     }
 }
 
-fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) -> Result<()> {
+fn decompress_one(
+    file: &Path,
+    args: &DecompressArgs,
+    opts: &DecompressOptions,
+) -> std::result::Result<(), Failure> {
     let io = &args.io;
+    if input::is_stdin(file) {
+        refuse_terminal(true, stdin_is_terminal(), io.force)?;
+    }
     let to_stdout = io.stdout || (input::is_stdin(file) && io.output.is_none());
     let dest: Option<PathBuf> = if to_stdout {
         None
@@ -67,10 +71,10 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         {
             Some(stem) => Some(PathBuf::from(stem)),
             None => {
-                return Err(Error::Usage(format!(
-                    "{}: unknown suffix (expected .nz); use -o PATH or -c",
-                    file.display()
-                )))
+                return Err(Error::Usage(
+                    "unknown suffix (expected .nz); skipped (use -o PATH or -c)".into(),
+                )
+                .into())
             }
         }
     };
@@ -100,9 +104,11 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
             let size = nzip::container::Archive::parse(&data)
                 .map(|a| a.original_size())
                 .ok();
+            // Clipped to the end as the pipeline clips it, so progress counts what comes.
+            let end = size.unwrap_or(0);
             let range = args
                 .range
-                .map(|r| r.start..r.end.unwrap_or(size.unwrap_or(0)));
+                .map(|r| r.start.min(end)..r.end.unwrap_or(end).min(end));
             let total = match &range {
                 Some(r) => Some(r.end.saturating_sub(r.start)),
                 None => size,
@@ -139,9 +145,9 @@ fn decompress_one(file: &Path, args: &DecompressArgs, opts: &DecompressOptions) 
         // remove the archive.
         Err(e @ Error::Damaged { .. }) => {
             out.commit(file)?;
-            return Err(e);
+            return Err(e.into());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     out.commit(file)?;
     report(

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod shell;
 pub mod test;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +21,123 @@ use nzip::predict::llama::LlmTimes;
 use nzip::{Error, Result};
 
 use crate::cli::args::IoArgs;
+
+/// How a command failed, as the binary reports it: the library's errors, and outcomes that
+/// only the command line has.
+#[derive(Debug)]
+pub enum Failure {
+    /// A library error (exit 2 for a usage error, else 1).
+    Error(Error),
+    /// A refusal in gzip's manner (compressed data and a terminal): exit 1.
+    Refused(String),
+    /// Several files were processed and each failure was reported as it happened; the run
+    /// ends with this exit status.
+    Reported { code: i32 },
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Error(Error::Usage(_)) => 2,
+            Failure::Error(_) | Failure::Refused(_) => 1,
+            Failure::Reported { code } => *code,
+        }
+    }
+
+    /// Whether the output went away (a closed pipe): nothing is worth saying, and nothing
+    /// more can be written.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(
+            self,
+            Failure::Error(Error::IoOther(io) | Error::Io { source: io, .. })
+                if io.kind() == std::io::ErrorKind::BrokenPipe
+        )
+    }
+
+    /// One line on stderr in one style: "nzip: FILE: what is wrong", the file named once.
+    pub fn report(&self, file: Option<&Path>) {
+        let message = match self {
+            // The path is the file's own: say it once, in front.
+            Failure::Error(Error::Io { path, source }) if Some(path.as_path()) == file => {
+                source.to_string()
+            }
+            Failure::Error(e) => e.to_string(),
+            Failure::Refused(why) => why.clone(),
+            Failure::Reported { .. } => return,
+        };
+        match file {
+            Some(f) if !input::is_stdin(f) => eprintln!("nzip: {}: {message}", f.display()),
+            Some(_) => eprintln!("nzip: <stdin>: {message}"),
+            None => eprintln!("nzip: {message}"),
+        }
+    }
+}
+
+/// Runs `one` on every file as gzip and zstd do: a file that fails is reported and the rest
+/// are still processed; the run then fails with status 1 (2 when every failure was a usage
+/// error such as a wrong suffix). A closed output pipe stops at once.
+pub fn each_file(
+    files: &[PathBuf],
+    mut one: impl FnMut(&Path) -> std::result::Result<(), Failure>,
+) -> std::result::Result<(), Failure> {
+    let mut code = 0;
+    for file in files {
+        if let Err(failure) = one(file) {
+            if failure.is_broken_pipe() {
+                return Err(Failure::Reported { code: 1 });
+            }
+            failure.report(Some(file));
+            code = match (code, failure.exit_code()) {
+                (1, _) | (_, 1) => 1,
+                (_, c) => c,
+            };
+        }
+    }
+    match code {
+        0 => Ok(()),
+        code => Err(Failure::Reported { code }),
+    }
+}
+
+/// gzip's rule: compressed data is never read from or written to a terminal unless forced
+/// (a terminal would show bytes, or wait for typed ones). `-f` overrides.
+pub fn refuse_terminal(
+    reading: bool,
+    stream_is_terminal: bool,
+    force: bool,
+) -> std::result::Result<(), Failure> {
+    if force || !stream_is_terminal {
+        return Ok(());
+    }
+    Err(Failure::Refused(if reading {
+        "standard input is a terminal, not compressed data; use -f to read it anyway".into()
+    } else {
+        "compressed data not written to a terminal; redirect it or use -f to force".into()
+    }))
+}
+
+/// `--rm` with `-c` keeps the input (the archive went to standard output, not to a file that
+/// could stand in for it): say so once rather than ignore the flag silently.
+pub fn note_rm_with_stdout(io: &IoArgs) {
+    if io.rm && io.stdout && !io.quiet {
+        eprintln!("nzip: --rm has no effect with -c: the input files are kept");
+    }
+}
+
+/// Whether standard input / output is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
 
 /// The inputs to process: the named files, or standard input when none.
 pub fn inputs(files: &[PathBuf], output: Option<&Path>) -> Result<Vec<PathBuf>> {

@@ -4,7 +4,7 @@
 use nzip::pipeline;
 use nzip::{Error, Result};
 
-use super::{decompress::decode_options, input};
+use super::{decompress::decode_options, input, Failure};
 use crate::cli::args::TestArgs;
 
 pub fn run(args: &TestArgs) -> Result<()> {
@@ -32,7 +32,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("nzip: {}: {e}", file.display());
+                Failure::from(e).report(Some(file));
             }
         }
     }

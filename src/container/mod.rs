@@ -50,6 +50,46 @@ impl<'a> Archive<'a> {
         })
     }
 
+    /// For `--keep-going` when [`Archive::parse`] failed after the header (`why`): an archive
+    /// cut short (an interrupted copy) or with a damaged index. Walks the frames forward from
+    /// the header and keeps every chunk whose frame header and payload CRCs check, up to the
+    /// first that does not; returns that archive and the reason the rest is missing. Frames
+    /// carry no original offset, so nothing after a damaged frame can be placed (see
+    /// `formats/NZIP.md`, "Recovery"); versions before 3 have no frames to walk.
+    pub fn recover(data: &'a [u8], why: Error) -> Result<(Self, Error)> {
+        let (header, header_size) = Header::parse(data)?;
+        if !header.framed() {
+            return Err(why);
+        }
+        let mut chunks = Vec::new();
+        let mut chunk_offsets = Vec::new();
+        let mut at = header_size;
+        while let Ok(Some(frame)) = frame::parse_header(&data[at..], chunks.len() as u64) {
+            let payload_start = at + frame.header_len;
+            let Some(payload) = usize::try_from(frame.entry.payload_len)
+                .ok()
+                .and_then(|n| data.get(payload_start..payload_start.checked_add(n)?))
+            else {
+                break;
+            };
+            if frame.check_payload(payload, chunks.len() as u64).is_err()
+                || (frame.entry.tokens > 0 && header.model.is_none())
+            {
+                break;
+            }
+            chunk_offsets.push(at);
+            chunks.push(frame.entry);
+            at = payload_start + payload.len();
+        }
+        let archive = Self {
+            header,
+            index: Index { chunks },
+            data,
+            chunk_offsets,
+        };
+        Ok((archive, why))
+    }
+
     /// The original size: the header's, or the index's sum for a streamed archive.
     pub fn original_size(&self) -> u64 {
         self.header

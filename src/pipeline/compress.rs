@@ -118,9 +118,13 @@ pub fn compress_stream(
         seqs,
         start_token: model_file.start_token,
     };
-    schedule
-        .validate(Some(lm.n_vocab()))
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    // The same rule that rejects a forged archive, in the words of the flags that set it.
+    schedule.validate(Some(lm.n_vocab())).map_err(|e| match e {
+        Error::Corrupt(why) => {
+            Error::Usage(format!("--window, --slide, --sinks, --seqs give an {why}"))
+        }
+        e => e,
+    })?;
     writer.model = Some(ModelSection {
         name: model_file.name.clone(),
         size: model_file.size,

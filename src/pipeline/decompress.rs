@@ -36,7 +36,7 @@ pub fn decompress(
 /// Like [`decompress`], but writes only the original bytes in `range` (all of them for
 /// `None`), decoding only the chunks that cover it, and for LLM chunks the lockstep groups
 /// they belong to (their schedule needs every chunk of the group). Every chunk that is written
-/// from has its CRC32 checked. A range past the end is a usage error.
+/// from has its CRC32 checked. A range past the end is clipped to the end.
 pub fn decompress_range(
     archive: &[u8],
     range: Option<Range<u64>>,
@@ -44,15 +44,28 @@ pub fn decompress_range(
     out: &mut (dyn Write + Send),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    let archive = Archive::parse(archive)?;
+    // --keep-going recovers what lies before the damage even where the index is lost (a cut
+    // archive): the chunks whose frames check out, then the rest is named as lost.
+    let (archive, lost) = match Archive::parse(archive) {
+        Ok(archive) => (archive, None),
+        Err(e) if opts.keep_going => {
+            let (archive, why) = Archive::recover(archive, e)?;
+            (archive, Some(why))
+        }
+        Err(e) => return Err(e),
+    };
+    let recovered = archive.index.original_size();
     let size = archive.original_size();
-    let range = range.unwrap_or(0..size);
-    if range.start > range.end || range.end > size {
+    if let Some(r) = range.as_ref().filter(|r| r.start > r.end) {
         return Err(Error::Usage(format!(
-            "range {}..{} is not within the original's {size} bytes",
-            range.start, range.end
+            "range {}..{} ends before it starts",
+            r.start, r.end
         )));
     }
+    // A range past the end is clipped to it, as dd, head and tail read what is there: a
+    // fixed-size block read of a file's last block gives its bytes, a range wholly after the
+    // end gives none.
+    let range = range.map_or(0..size, |r| r.start.min(size)..r.end.min(size));
     let entries = &archive.index.chunks;
     let per_group = group_size(&archive.header, opts);
     let mut first = 0;
@@ -81,6 +94,17 @@ pub fn decompress_range(
     let mut sink = Sink::new(out, range, opts.keep_going, progress);
     let decoder = GroupDecoder::new(&archive.header, opts)?;
     decoder.run(groups, &mut sink)?;
+    if let Some(why) = lost {
+        let what = match archive.header.original_size {
+            Some(n) if n == recovered => format!("{why}; every chunk was recovered"),
+            Some(_) => format!("{why}; the chunks of these bytes are missing"),
+            None => format!(
+                "{why}; the chunks after byte {recovered} are missing, and the original's \
+                 size with them"
+            ),
+        };
+        sink.lose(recovered..size.max(recovered), what)?;
+    }
     sink.finish()
 }
 
@@ -216,13 +240,7 @@ impl<'o> Sink<'o> {
             Ok(bytes) => self.out.write_all(&bytes[from..to])?,
             Err(e) if self.keep_going => {
                 // In pieces: the length comes from the archive, which is damaged.
-                let zeros = [0u8; 64 << 10];
-                let mut left = to - from;
-                while left > 0 {
-                    let n = left.min(zeros.len());
-                    self.out.write_all(&zeros[..n])?;
-                    left -= n;
-                }
+                self.zeros((to - from) as u64)?;
                 self.damaged
                     .push((start + from as u64..start + to as u64, e.to_string()));
             }
@@ -230,6 +248,28 @@ impl<'o> Sink<'o> {
         }
         self.written += (to - from) as u64;
         (self.progress)(self.written);
+        Ok(())
+    }
+
+    /// Original bytes `lost` that no chunk of the archive holds any more: the wanted part is
+    /// written as zeros and named, as a damaged chunk's would be.
+    fn lose(&mut self, lost: Range<u64>, why: String) -> Result<()> {
+        let from = lost.start.max(self.range.start);
+        let to = lost.end.min(self.range.end).max(from);
+        self.zeros(to - from)?;
+        self.damaged.push((from..to, why));
+        self.written += to - from;
+        (self.progress)(self.written);
+        Ok(())
+    }
+
+    fn zeros(&mut self, mut left: u64) -> Result<()> {
+        let zeros = [0u8; 64 << 10];
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            self.out.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
         Ok(())
     }
 

@@ -1,0 +1,218 @@
+//! gzip's, zstd's and xz's habits, side by side with them where nzip should behave the same
+//! (exit status, which files are made, what is skipped): several files where one fails,
+//! terminals, inputs that already carry the suffix, and the messages users see.
+
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{corpus, file_with};
+
+/// What one run did: its exit status and which of `names` exist in `dir` afterwards.
+fn outcome(out: &Output, dir: &Path, names: &[&str]) -> (Option<i32>, Vec<String>) {
+    let made = names
+        .iter()
+        .filter(|n| dir.join(n).exists())
+        .map(|n| n.to_string())
+        .collect();
+    (out.status.code(), made)
+}
+
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
+    let mut command = if program == "nzip" {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("nzip"));
+        c.env_remove("NZIP_MODEL").env_remove("NZIP_OFFLINE");
+        c
+    } else {
+        Command::new(program)
+    };
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the program")
+}
+
+fn sample() -> Vec<u8> {
+    corpus("kppkn.gtb")[..5000].to_vec()
+}
+
+#[test]
+fn a_failing_file_does_not_stop_the_others_as_with_gzip() {
+    let (dir, _) = file_with("a", &sample());
+    std::fs::write(dir.path().join("b"), sample()).unwrap();
+    let nz = run_in(dir.path(), "nzip", &["--fast", "a", "missing", "b"]);
+    let gz = run_in(dir.path(), "gzip", &["-k", "a", "missing", "b"]);
+    assert_eq!(
+        outcome(&nz, dir.path(), &["a.nz", "b.nz"]),
+        (Some(1), vec!["a.nz".into(), "b.nz".into()])
+    );
+    assert_eq!(
+        outcome(&gz, dir.path(), &["a.gz", "b.gz"]),
+        (Some(1), vec!["a.gz".into(), "b.gz".into()])
+    );
+    let stderr = String::from_utf8_lossy(&nz.stderr);
+    assert_eq!(stderr.matches("missing").count(), 1, "{stderr}");
+
+    // Decompression: a damaged archive among good ones.
+    for f in ["a", "b"] {
+        std::fs::rename(dir.path().join(f), dir.path().join(format!("{f}.orig"))).unwrap();
+    }
+    std::fs::write(dir.path().join("bad.nz"), b"\x89NZIP not really").unwrap();
+    std::fs::write(dir.path().join("bad.gz"), b"\x1f\x8b not really").unwrap();
+    let nz = run_in(dir.path(), "nzip", &["-d", "bad.nz", "a.nz", "b.nz"]);
+    let gz = run_in(dir.path(), "gzip", &["-dkf", "bad.gz", "a.gz", "b.gz"]);
+    assert_eq!(nz.status.code(), Some(1));
+    assert_eq!(gz.status.code(), Some(1));
+    for f in ["a", "b"] {
+        assert_eq!(
+            std::fs::read(dir.path().join(f)).unwrap(),
+            sample(),
+            "{f} decoded after bad.nz failed"
+        );
+    }
+    assert!(
+        !dir.path().join("bad").exists(),
+        "no output for the damaged archive"
+    );
+    let stderr = String::from_utf8_lossy(&nz.stderr);
+    assert!(
+        stderr.contains("bad.nz"),
+        "the message names the file: {stderr}"
+    );
+}
+
+#[test]
+fn an_archive_is_not_compressed_again_unless_forced_as_with_gzip() {
+    let (dir, _) = file_with("x.nz", &sample());
+    std::fs::write(dir.path().join("x.gz"), sample()).unwrap();
+    let nz = run_in(dir.path(), "nzip", &["--fast", "x.nz"]);
+    let gz = run_in(dir.path(), "gzip", &["-k", "x.gz"]);
+    // gzip 1.12: "x.gz already has .gz suffix -- unchanged", and status 0.
+    assert_eq!(outcome(&nz, dir.path(), &["x.nz.nz"]), (Some(0), vec![]));
+    assert_eq!(outcome(&gz, dir.path(), &["x.gz.gz"]), (Some(0), vec![]));
+    assert!(String::from_utf8_lossy(&nz.stderr).contains("x.nz: already has the .nz suffix"));
+    assert!(String::from_utf8_lossy(&gz.stderr).contains("already has .gz suffix"));
+    let nz = run_in(dir.path(), "nzip", &["--fast", "-f", "x.nz"]);
+    let gz = run_in(dir.path(), "gzip", &["-kf", "x.gz"]);
+    assert_eq!(
+        outcome(&nz, dir.path(), &["x.nz.nz"]),
+        (Some(0), vec!["x.nz.nz".into()])
+    );
+    assert_eq!(
+        outcome(&gz, dir.path(), &["x.gz.gz"]),
+        (Some(0), vec!["x.gz.gz".into()])
+    );
+}
+
+/// A pseudo-terminal: (controller, terminal side).
+fn pty() -> (File, File) {
+    let (mut controller, mut terminal) = (0, 0);
+    // SAFETY: openpty writes two new descriptors, which the Files then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    unsafe { (File::from_raw_fd(controller), File::from_raw_fd(terminal)) }
+}
+
+fn with_terminal(program: &str, args: &[&str], dir: &Path, stdin_tty: bool) -> Output {
+    let (_controller, terminal) = pty();
+    let mut command = if program == "nzip" {
+        Command::new(assert_cmd::cargo::cargo_bin("nzip"))
+    } else {
+        Command::new(program)
+    };
+    command.args(args).current_dir(dir).stderr(Stdio::piped());
+    if stdin_tty {
+        command.stdin(Stdio::from(terminal)).stdout(Stdio::piped());
+    } else {
+        command.stdin(Stdio::null()).stdout(Stdio::from(terminal));
+    }
+    command.output().expect("run with a terminal")
+}
+
+#[test]
+fn compressed_data_never_meets_a_terminal_unless_forced() {
+    let (dir, _) = file_with("a", &sample());
+    // Writing an archive to a terminal: refused (status 1) as xz refuses it ("Compressed data
+    // cannot be written to a terminal"), allowed with -f. gzip and zstd refuse only when
+    // they read standard input; nzip, as xz, refuses a named file's archive too.
+    let nz = with_terminal("nzip", &["--fast", "-c", "a"], dir.path(), false);
+    let xz = with_terminal("xz", &["-c", "a"], dir.path(), false);
+    assert_eq!((nz.status.code(), xz.status.code()), (Some(1), Some(1)));
+    assert!(nz.stdout.is_empty());
+    let why = String::from_utf8_lossy(&nz.stderr);
+    assert!(why.contains("terminal") && why.contains("-f"), "{why}");
+    // -f writes it (as gzip's -f does where gzip refuses; xz has no way to force it).
+    let nz = with_terminal("nzip", &["--fast", "-c", "-f", "a"], dir.path(), false);
+    assert_eq!(nz.status.code(), Some(0));
+    // Reading an archive from a terminal: refused by all four.
+    let codes: Vec<Option<i32>> = ["nzip", "gzip", "zstd", "xz"]
+        .iter()
+        .map(|p| with_terminal(p, &["-d", "-c"], dir.path(), true).status.code())
+        .collect();
+    assert_eq!(codes, [Some(1); 4], "nzip, gzip, zstd, xz");
+    // Compressing what a terminal types: refused, as zstd does ("stdin is a console").
+    let nz = with_terminal("nzip", &["--fast", "-c"], dir.path(), true);
+    let zst = with_terminal("zstd", &["-c"], dir.path(), true);
+    assert_eq!((nz.status.code(), zst.status.code()), (Some(1), Some(1)));
+    assert!(nz.stdout.is_empty());
+}
+
+#[test]
+fn several_inputs_to_stdout_are_refused_until_members_are_read() {
+    // Concatenated archives are not yet decodable: writing one would make a file that nzip
+    // cannot read back.
+    let (dir, _) = file_with("a", &sample());
+    std::fs::write(dir.path().join("b"), sample()).unwrap();
+    let nz = run_in(dir.path(), "nzip", &["--fast", "-c", "a", "b"]);
+    assert_eq!(nz.status.code(), Some(2));
+    assert!(nz.stdout.is_empty());
+}
+
+#[test]
+fn messages_name_the_file_once_and_speak_the_users_words() {
+    let (dir, _) = file_with("junk.nz", b"this is not an archive at all, just text");
+    // A bad magic number names the file.
+    let out = run_in(dir.path(), "nzip", &["-d", "junk.nz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("junk.nz: not an nzip archive"), "{stderr}");
+    // `nzip test` of a missing file names it once.
+    let out = run_in(dir.path(), "nzip", &["test", "missing.nz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("missing.nz").count(), 1, "{stderr}");
+    // --rm with -c keeps the input, and says so.
+    std::fs::write(dir.path().join("t"), sample()).unwrap();
+    let out = run_in(dir.path(), "nzip", &["--fast", "--rm", "-c", "t"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(dir.path().join("t").exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rm has no effect with -c"));
+    // A schedule the flags make impossible is told in the flags' words, not as a Rust value.
+    std::fs::write(
+        dir.path().join("s.txt"),
+        b"A little text for a schedule check.\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), "nzip", &["-3", "--slide", "0", "-c", "s.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("slide 0") && !stderr.contains("Schedule {"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("corrupt"),
+        "a flag is not a corrupt archive: {stderr}"
+    );
+}
