@@ -33,11 +33,21 @@ fn v1_text_and_raw_bytes() {
 }
 
 /// An LLM archive decodes to its original here, or is refused for its numerics, never
-/// anything else.
+/// anything else. A refusal is a skip, and says so: on a CPU whose kernels differ from the
+/// one that made the archive, this test checks only the refusal. `NZIP_GOLDEN_STRICT=1`
+/// (CI sets it: its machines compute the numerics the archives were made with, x86_64 with
+/// AVX2 on the CPU backend) turns the skip into a failure.
 fn decodes_where_numerics_match(original: &str) {
     match decode(&golden(&format!("{original}.nz"))) {
         Ok(bytes) => assert_eq!(bytes, golden(original)),
-        Err(Error::NumericsMismatch { .. }) => {}
+        Err(Error::NumericsMismatch { archive, here }) => {
+            let strict = std::env::var("NZIP_GOLDEN_STRICT").is_ok_and(|v| v == "1");
+            assert!(!strict, "{original}.nz: numerics {archive} here {here}");
+            eprintln!(
+                "SKIPPED {original}.nz: made with numerics {archive}, this build computes \
+                 {here}; only the refusal was checked"
+            );
+        }
         Err(e) => panic!("{original}.nz refused: {e}"),
     }
 }
