@@ -158,7 +158,11 @@ fn compressed_data_never_meets_a_terminal_unless_forced() {
     // Reading an archive from a terminal: refused by all four.
     let codes: Vec<Option<i32>> = ["nzip", "gzip", "zstd", "xz"]
         .iter()
-        .map(|p| with_terminal(p, &["-d", "-c"], dir.path(), true).status.code())
+        .map(|p| {
+            with_terminal(p, &["-d", "-c"], dir.path(), true)
+                .status
+                .code()
+        })
         .collect();
     assert_eq!(codes, [Some(1); 4], "nzip, gzip, zstd, xz");
     // Compressing what a terminal types: refused, as zstd does ("stdin is a console").

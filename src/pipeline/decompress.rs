@@ -103,7 +103,7 @@ pub fn decompress_range(
                  size with them"
             ),
         };
-        sink.lose(recovered..size.max(recovered), what)?;
+        sink.lose(recovered..size.max(recovered), what);
     }
     sink.finish()
 }
@@ -251,16 +251,13 @@ impl<'o> Sink<'o> {
         Ok(())
     }
 
-    /// Original bytes `lost` that no chunk of the archive holds any more: the wanted part is
-    /// written as zeros and named, as a damaged chunk's would be.
-    fn lose(&mut self, lost: Range<u64>, why: String) -> Result<()> {
+    /// Original bytes `lost` at the end that no chunk of the archive holds any more: named,
+    /// not written. Zeros would keep no later byte in place, and the size behind them comes
+    /// from a header nothing else can confirm (a forged one could ask for exabytes).
+    fn lose(&mut self, lost: Range<u64>, why: String) {
         let from = lost.start.max(self.range.start);
         let to = lost.end.min(self.range.end).max(from);
-        self.zeros(to - from)?;
         self.damaged.push((from..to, why));
-        self.written += to - from;
-        (self.progress)(self.written);
-        Ok(())
     }
 
     fn zeros(&mut self, mut left: u64) -> Result<()> {
