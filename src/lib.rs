@@ -68,6 +68,8 @@ pub mod coder;
 #[allow(missing_docs)]
 pub mod container;
 #[allow(missing_docs)]
+pub mod engine;
+#[allow(missing_docs)]
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,0 +1,112 @@
+//! The portable engine beside llama.cpp on the same GGUF, tokens and schedule, in one run: the
+//! bare model's ideal code length (bits per byte of text) and tokens per second, for one chunk
+//! alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
+//! sets how much of corpus/alice29.txt each chunk codes, NZIP_BENCH_SEQS (default 16) the
+//! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model).
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use nzip::chunk::Schedule;
+use nzip::engine::PortableModel;
+use nzip::models::{self, FetchPolicy};
+use nzip::predict::llama::{ChunkDriver, LanguageModel};
+
+/// Feeds a known token sequence and sums the model's −log2 p of each next token.
+struct Scorer {
+    tokens: Vec<u32>,
+    at: usize,
+    bits: f64,
+}
+
+impl ChunkDriver for Scorer {
+    fn next_token(&mut self, logits: &[f32]) -> nzip::Result<u32> {
+        let next = self.tokens[self.at];
+        let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = logits.iter().map(|&l| f64::from(l - top).exp()).sum();
+        self.bits += (sum.ln() - f64::from(logits[next as usize] - top)) / std::f64::consts::LN_2;
+        self.at += 1;
+        Ok(next)
+    }
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> nzip::Result<()> {
+    let kb = env("NZIP_BENCH_KB", 8);
+    let seqs = env("NZIP_BENCH_SEQS", 16);
+    let path = match std::env::var("NZIP_BENCH_MODEL") {
+        Ok(p) => p.into(),
+        Err(_) => models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?.path,
+    };
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/alice29.txt"))
+        .expect("corpus/alice29.txt");
+    let llama = LanguageModel::load(&path)?;
+    let started = Instant::now();
+    let portable = PortableModel::load(&path).map_err(|e| nzip::Error::Llama(e.to_string()))?;
+    let load = started.elapsed();
+    let schedule = Schedule {
+        window: 1024,
+        slide: 256,
+        sinks: 4,
+        seqs: seqs as u32,
+        start_token: 1,
+    };
+    // Chunk i of a group codes its own slice of the text, as the pipeline's chunks do.
+    let chunks: Vec<(usize, Vec<u32>)> = (0..seqs)
+        .map(|i| {
+            let from = (i * kb * 1024) % (text.len() - kb * 1024);
+            let slice = String::from_utf8_lossy(&text[from..from + kb * 1024]).into_owned();
+            (slice.len(), llama.tokenize(&slice))
+        })
+        .collect();
+    println!(
+        "{}: {kb} KB per chunk, {} tokens in the first; portable engine loaded in {:.1} s",
+        path.display(),
+        chunks[0].1.len(),
+        load.as_secs_f64()
+    );
+    println!(
+        "{:<10} {:>5} {:>10} {:>10}",
+        "engine", "seqs", "bits/byte", "tokens/s"
+    );
+    for group in [1, seqs] {
+        let mut lr = llama.group_runner(&schedule, 2)?;
+        let mut pr = portable.group_runner(&schedule);
+        for engine in ["llama.cpp", "portable"] {
+            let mut scorers: Vec<Scorer> = chunks[..group]
+                .iter()
+                .map(|(_, t)| Scorer {
+                    tokens: t.clone(),
+                    at: 0,
+                    bits: 0.0,
+                })
+                .collect();
+            let n: Vec<u64> = chunks[..group]
+                .iter()
+                .map(|(_, t)| t.len() as u64)
+                .collect();
+            let started = Instant::now();
+            let go = |_, _: &[Scorer]| ControlFlow::Continue(());
+            match engine {
+                "llama.cpp" => lr.run(&mut scorers, &n, go)?,
+                _ => pr.run(&mut scorers, &n, go)?,
+            };
+            let took = started.elapsed().as_secs_f64();
+            let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();
+            let bits: f64 = scorers.iter().map(|s| s.bits).sum();
+            let tokens: u64 = n.iter().sum();
+            println!(
+                "{engine:<10} {group:>5} {:>10.4} {:>10.1}",
+                bits / bytes as f64,
+                tokens as f64 / took
+            );
+        }
+    }
+    Ok(())
+}
