@@ -2,7 +2,8 @@
 //! bare model's ideal code length (bits per byte of text) and tokens per second, for one chunk
 //! alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
 //! sets how much of corpus/alice29.txt each chunk codes, NZIP_BENCH_SEQS (default 16) the
-//! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model).
+//! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model), NZIP_BENCH_ONLY
+//! one engine (for profiling).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -75,10 +76,14 @@ fn main() -> nzip::Result<()> {
         "{:<10} {:>5} {:>10} {:>10}",
         "engine", "seqs", "bits/byte", "tokens/s"
     );
-    for group in [1, seqs] {
+    let groups = if seqs == 1 { vec![1] } else { vec![1, seqs] };
+    for group in groups {
         let mut lr = llama.group_runner(&schedule, 2)?;
         let mut pr = portable.group_runner(&schedule);
         for engine in ["llama.cpp", "portable"] {
+            if std::env::var("NZIP_BENCH_ONLY").is_ok_and(|only| only != engine) {
+                continue;
+            }
             let mut scorers: Vec<Scorer> = chunks[..group]
                 .iter()
                 .map(|(_, t)| Scorer {

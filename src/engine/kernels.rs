@@ -2,91 +2,288 @@
 //! block is summed exactly in integers, shifted to the vector's common scale and added up in
 //! a 64-bit integer, so no split of rows, order of blocks or SIMD width can change a bit.
 //! The only rounding is the final conversion of each row's integer to f32.
+//!
+//! Each kernel computes, for row r and activation vector a,
+//!   Σ_b  d_b · ((Σ_j q_bj · a_bj) << shift_b)  +  m_b · ((Σ_j a_bj) << shift_b)
+//! with wrapping 64-bit arithmetic (the weights' check in `weights` rules out wrapping for a
+//! loadable model); the scalar kernel is the definition, the SIMD ones regroup its integer
+//! sums, which cannot change them.
 
 use super::numerics::{pow2_f64, QuantVec, ACT_BLOCK};
-use super::weights::{Matrix, Values};
+use super::weights::{BlockKind, Matrix};
 
-/// Row `row` of `m` times `a`, as the exact integer Σ_b (d_b·Σq·a + m_b·Σa) << shift_b;
-/// its value is this times 2^(a.base − 24).
-#[inline]
-pub fn row_dot(m: &Matrix, row: usize, a: &QuantVec) -> i64 {
-    let blocks = m.blocks_per_row();
-    let first = row * blocks;
-    let scales = &m.scale[first..first + blocks];
-    let mut acc = 0i64;
-    match &m.values {
-        Values::Q4Offset { q, offset } => {
-            let offsets = &offset[first..first + blocks];
-            let row_q = &q[row * m.cols..][..m.cols];
-            for b in 0..blocks {
-                let w = &row_q[b * ACT_BLOCK..][..ACT_BLOCK];
-                let x = &a.q[b * ACT_BLOCK..][..ACT_BLOCK];
-                let dot: i32 = w
-                    .iter()
-                    .zip(x)
-                    .map(|(&w, &x)| i32::from(w) * i32::from(x))
-                    .sum();
-                let shifted = i64::from(dot) << a.shift[b];
-                acc = acc
-                    .wrapping_add(i64::from(scales[b]).wrapping_mul(shifted))
-                    .wrapping_add(i64::from(offsets[b]).wrapping_mul(a.sum[b]));
-            }
+/// The instruction set a model's products run on. Chosen once per loaded model (no global),
+/// so tests can run every kernel this machine has side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernel {
+    Scalar,
+    /// x86-64 AVX2 (256-bit integer multiply-adds).
+    Avx2,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU runs.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
         }
-        Values::Q8 { q } => {
-            let row_q = &q[row * m.cols..][..m.cols];
-            for b in 0..blocks {
-                let w = &row_q[b * ACT_BLOCK..][..ACT_BLOCK];
-                let x = &a.q[b * ACT_BLOCK..][..ACT_BLOCK];
-                let dot: i32 = w
-                    .iter()
-                    .zip(x)
-                    .map(|(&w, &x)| i32::from(w) * i32::from(x))
-                    .sum();
-                let shifted = i64::from(dot) << a.shift[b];
-                acc = acc.wrapping_add(i64::from(scales[b]).wrapping_mul(shifted));
-            }
+        Kernel::Scalar
+    }
+
+    /// Every kernel this CPU runs, narrowest first.
+    pub fn available() -> Vec<Self> {
+        [Kernel::Scalar, Kernel::Avx2]
+            .into_iter()
+            .filter(|&k| k <= Self::detect())
+            .collect()
+    }
+}
+
+/// Row `row` of `m` times `a` as the exact integer above; its value is this times
+/// 2^(a.base − 24). The definition every other kernel must reproduce.
+pub fn row_dot_scalar(m: &Matrix, row: usize, a: &QuantVec) -> i64 {
+    let blocks = m.blocks_per_row();
+    let mut acc = 0i64;
+    for b in 0..blocks {
+        let block = row * blocks + b;
+        let x = &a.q[b * ACT_BLOCK..][..ACT_BLOCK];
+        let dot: i64 = (0..ACT_BLOCK)
+            .map(|j| i64::from(m.q_at(block, j)) * i64::from(x[j]))
+            .sum();
+        acc = acc.wrapping_add(i64::from(m.scale[block]).wrapping_mul(dot << a.shift[b]));
+        if m.kind == BlockKind::Q4Offset {
+            acc = acc.wrapping_add(i64::from(m.offset[block]).wrapping_mul(a.sum[b]));
         }
     }
     acc
 }
 
-/// The f32 value of a row sum: the integer rounded to f64, scaled by a power of two, rounded
-/// to f32 (three IEEE operations).
+/// The f32 value of a row sum: the integer rounded to f64, scaled by a power of two in two
+/// exact steps, rounded to f32.
 #[inline]
 pub fn to_f32(acc: i64, a: &QuantVec) -> f32 {
     let k = a.base - 24;
-    // Scale in two exact steps when 2^k alone is outside f64's normal range.
     let half = k / 2;
     ((acc as f64 * pow2_f64(half)) * pow2_f64(k - half)) as f32
 }
 
 /// `out[s] = m · acts[s]` for every sequence s of a group: the matrix is read once per group
 /// step, its rows split over threads (rows are independent, so the split changes nothing).
-pub fn matmul(m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32>]) {
+pub fn matmul(kernel: Kernel, m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32>]) {
     use rayon::prelude::*;
     debug_assert_eq!(acts.len(), out.len());
+    // Rows in tiles, each tile computed for every sequence while its weights are in cache.
+    const TILE: usize = 32;
+    let n = acts.len();
+    let mut flat = vec![0.0f32; m.rows * n];
+    flat.par_chunks_mut(TILE * n)
+        .enumerate()
+        .for_each(|(t, part)| {
+            let rows = t * TILE..(t * TILE + part.len() / n);
+            let mut sums = vec![0i64; n];
+            for (i, r) in rows.enumerate() {
+                match kernel {
+                    Kernel::Scalar => {
+                        for (s, a) in sums.iter_mut().zip(acts) {
+                            *s = row_dot_scalar(m, r, a);
+                        }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2 (`detect`).
+                    Kernel::Avx2 => unsafe { avx2::row_dots(m, r, acts, &mut sums) },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    Kernel::Avx2 => unreachable!("AVX2 is never detected off x86-64"),
+                }
+                for (s, (&sum, a)) in sums.iter().zip(acts).enumerate() {
+                    part[s * (part.len() / n) + i] = to_f32(sum, a);
+                }
+            }
+        });
+    let per = |t: usize| (TILE).min(m.rows - t * TILE);
     for o in out.iter_mut() {
         o.resize(m.rows, 0.0);
     }
-    // Rows in tiles, each tile computed for every sequence while its weights are in cache.
-    const TILE: usize = 64;
-    let tiles = m.rows.div_ceil(TILE);
-    let results: Vec<Vec<f32>> = (0..tiles)
-        .into_par_iter()
-        .map(|t| {
-            let rows = t * TILE..((t + 1) * TILE).min(m.rows);
-            let mut part = Vec::with_capacity(rows.len() * acts.len());
-            for a in acts {
-                part.extend(rows.clone().map(|r| to_f32(row_dot(m, r, a), a)));
-            }
-            part
-        })
-        .collect();
-    for (t, part) in results.iter().enumerate() {
-        let start = t * TILE;
-        let n = part.len() / acts.len().max(1);
+    for (t, part) in flat.chunks(TILE * n).enumerate() {
+        let rows = per(t);
         for (s, o) in out.iter_mut().enumerate() {
-            o[start..start + n].copy_from_slice(&part[s * n..][..n]);
+            o[t * TILE..t * TILE + rows].copy_from_slice(&part[s * rows..][..rows]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! Four blocks at a time: each block's 32 products summed to 8 lanes (maddubs, madd),
+    //! the four blocks' lanes folded to one lane each by horizontal adds (twice, in both
+    //! 128-bit halves), shifted per block, multiplied by the block scales into 64-bit lanes.
+    //! Left shifts and integer sums commute, so this is the scalar kernel regrouped.
+
+    use std::arch::x86_64::*;
+
+    use super::super::numerics::{QuantVec, ACT_BLOCK};
+    use super::super::weights::{BlockKind, Matrix};
+
+    /// A block's 32 weights as the unsigned operand of maddubs: the nibbles (Q4_1), or |q|
+    /// (Q8_0, whose signs go onto the activations instead, see `products`).
+    #[inline(always)]
+    unsafe fn weights(m: &Matrix, block: usize) -> (__m256i, __m256i) {
+        match m.kind {
+            BlockKind::Q4Offset => {
+                let packed = _mm_loadu_si128(m.q.as_ptr().add(block * 16) as *const __m128i);
+                let low = _mm_set1_epi8(0x0f);
+                let lo = _mm_and_si128(packed, low);
+                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+                let w = _mm256_set_m128i(hi, lo);
+                (w, w)
+            }
+            BlockKind::Q8 => {
+                let w = _mm256_loadu_si256(m.q.as_ptr().add(block * 32) as *const __m256i);
+                (_mm256_sign_epi8(w, w), w)
+            }
+        }
+    }
+
+    /// A block's 32 products summed to 8 lanes of 4. |pair| ≤ 2·128·127 < 2^15, so maddubs
+    /// does not saturate; madd adds the pairs exactly.
+    #[inline(always)]
+    unsafe fn products(kind: BlockKind, (w, signs): (__m256i, __m256i), x: *const u8) -> __m256i {
+        let a = _mm256_loadu_si256(x as *const __m256i);
+        let a = match kind {
+            BlockKind::Q4Offset => a,
+            BlockKind::Q8 => _mm256_sign_epi8(a, signs),
+        };
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
+    }
+
+    /// Sequences handled per pass over a row's weights (their accumulators stay in registers).
+    const PASS: usize = 4;
+
+    /// Row `row` times every activation vector, into `sums`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn row_dots(m: &Matrix, row: usize, acts: &[&QuantVec], sums: &mut [i64]) {
+        for (acts, sums) in acts.chunks(PASS).zip(sums.chunks_mut(PASS)) {
+            row_dots_pass(m, row, acts, sums);
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_dots_pass(m: &Matrix, row: usize, acts: &[&QuantVec], sums: &mut [i64]) {
+        let blocks = m.blocks_per_row();
+        let quads = blocks / 4;
+        let first = row * blocks;
+        let mut acc = [_mm256_setzero_si256(); PASS];
+        for qd in 0..quads {
+            let b = qd * 4;
+            let w = [
+                weights(m, first + b),
+                weights(m, first + b + 1),
+                weights(m, first + b + 2),
+                weights(m, first + b + 3),
+            ];
+            let d4 = _mm_loadu_si128(m.scale.as_ptr().add(first + b) as *const __m128i);
+            let d = _mm256_broadcastsi128_si256(d4);
+            let d_odd = _mm256_srli_epi64(d, 32);
+            let offsets = (m.kind == BlockKind::Q4Offset).then(|| {
+                let o4 = _mm_loadu_si128(m.offset.as_ptr().add(first + b) as *const __m128i);
+                _mm256_cvtepi32_epi64(o4)
+            });
+            for (acc, a) in acc.iter_mut().zip(acts) {
+                let x = a.q.as_ptr().add(b * ACT_BLOCK) as *const u8;
+                let p0 = products(m.kind, w[0], x);
+                let p1 = products(m.kind, w[1], x.add(32));
+                let p2 = products(m.kind, w[2], x.add(64));
+                let p3 = products(m.kind, w[3], x.add(96));
+                // Lanes [b0, b1, b2, b3] in each 128-bit half, each a block's half-sum.
+                let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+                // |half-sum| ≤ 16·128·127 < 2^19, shifted by ≤ 12: fits 32 bits.
+                let shifts = _mm_loadu_si128(a.shift.as_ptr().add(b) as *const __m128i);
+                let h = _mm256_sllv_epi32(h, _mm256_broadcastsi128_si256(shifts));
+                let even = _mm256_mul_epi32(h, d);
+                let odd = _mm256_mul_epi32(_mm256_srli_epi64(h, 32), d_odd);
+                let mut sum = _mm256_add_epi64(even, odd);
+                if let Some(o) = offsets {
+                    // Offsets times the shifted activation sums (both fit 32 bits).
+                    let s = _mm256_loadu_si256(a.sum.as_ptr().add(b) as *const __m256i);
+                    sum = _mm256_add_epi64(sum, _mm256_mul_epi32(o, s));
+                }
+                *acc = _mm256_add_epi64(*acc, sum);
+            }
+        }
+        for ((acc, a), out) in acc.iter().zip(acts).zip(sums.iter_mut()) {
+            let mut lanes = [0i64; 4];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, *acc);
+            let mut total = lanes.iter().fold(0i64, |t, &v| t.wrapping_add(v));
+            // The blocks after the last quad, one at a time.
+            for b in quads * 4..blocks {
+                let x = a.q.as_ptr().add(b * ACT_BLOCK) as *const u8;
+                let p = products(m.kind, weights(m, first + b), x);
+                let p = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+                let p = _mm_hadd_epi32(p, p);
+                let dot = i64::from(_mm_cvtsi128_si32(_mm_hadd_epi32(p, p)));
+                let scaled = i64::from(m.scale[first + b]).wrapping_mul(dot << a.shift[b]);
+                total = total.wrapping_add(scaled);
+                if m.kind == BlockKind::Q4Offset {
+                    let offset = i64::from(m.offset[first + b]).wrapping_mul(a.sum[b]);
+                    total = total.wrapping_add(offset);
+                }
+            }
+            *out = total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel gives the definition's integers, for rows with and without a tail.
+    #[test]
+    fn kernels_agree_with_the_definition() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (kind, cols) in [
+            (BlockKind::Q4Offset, 576),
+            (BlockKind::Q4Offset, 1536),
+            (BlockKind::Q8, 576),
+            (BlockKind::Q8, 96),
+        ] {
+            let rows = 5;
+            let blocks = rows * cols / 32;
+            let m = Matrix {
+                rows,
+                cols,
+                kind,
+                q: (0..blocks * kind.block_bytes())
+                    .map(|_| next() as u8)
+                    .collect(),
+                scale: (0..blocks)
+                    .map(|_| (next() % (1 << 24)) as i32 - (1 << 23))
+                    .collect(),
+                offset: match kind {
+                    BlockKind::Q4Offset => (0..blocks)
+                        .map(|_| (next() % (1 << 24)) as i32 - (1 << 23))
+                        .collect(),
+                    BlockKind::Q8 => Vec::new(),
+                },
+            };
+            let x: Vec<f32> = (0..cols)
+                .map(|i| ((next() % 2001) as f32 - 1000.0) * if i % 97 == 0 { 3.0 } else { 0.01 })
+                .collect();
+            let mut a = QuantVec::default();
+            a.quantize(&x);
+            let want: Vec<i64> = (0..rows).map(|r| row_dot_scalar(&m, r, &a)).collect();
+            for kernel in Kernel::available() {
+                let mut out = vec![Vec::new()];
+                matmul(kernel, &m, &[&a], &mut out);
+                let got: Vec<f32> = want.iter().map(|&v| to_f32(v, &a)).collect();
+                assert_eq!(out[0], got, "{kernel:?} {kind:?} {cols}");
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! weights, so a chunk's logits are the same alone or in any slot of any group.
 
 use super::gguf::{Gguf, Value};
-use super::kernels::matmul;
+use super::kernels::{matmul, Kernel};
 use super::numerics::{
     exp_f64, exp_neg, ln_f64, pow2_f64, quantize_head, round_f32, silu, sin_cos, QuantVec,
     ACT_BLOCK,
@@ -134,6 +134,8 @@ pub struct Model {
     out_norm: Vec<f32>,
     /// `None` when the output projection is the embedding (tied, as in SmolLM2).
     output: Option<Matrix>,
+    /// The instruction set the products run on (any gives the same bits).
+    pub kernel: Kernel,
 }
 
 impl Model {
@@ -179,6 +181,7 @@ impl Model {
             embedding,
             layers,
             output,
+            kernel: Kernel::detect(),
         })
     }
 
@@ -186,22 +189,18 @@ impl Model {
         self.output.as_ref().unwrap_or(&self.embedding)
     }
 
-    /// A token's embedding row as f32 (exact: a half-precision scale times a small integer).
+    /// A token's embedding row as f32 (for Q8_0, exact: a half-precision scale times a
+    /// small integer).
     fn embed(&self, token: u32, out: &mut [f32]) {
         let m = &self.embedding;
-        let row = token as usize;
         let blocks = m.blocks_per_row();
         for b in 0..blocks {
-            let d = i64::from(m.scale[row * blocks + b]);
+            let block = token as usize * blocks + b;
+            let d = i64::from(m.scale[block]);
+            let offset = m.offset.get(block).map_or(0, |&o| i64::from(o));
             for j in 0..ACT_BLOCK {
-                let col = b * ACT_BLOCK + j;
-                let v = match &m.values {
-                    super::weights::Values::Q8 { q } => d * i64::from(q[row * m.cols + col]),
-                    super::weights::Values::Q4Offset { q, offset } => {
-                        d * i64::from(q[row * m.cols + col]) + i64::from(offset[row * blocks + b])
-                    }
-                };
-                out[col] = (v as f64 * pow2_f64(-24)) as f32;
+                let v = d * i64::from(m.q_at(block, j)) + offset;
+                out[b * ACT_BLOCK + j] = (v as f64 * pow2_f64(-24)) as f32;
             }
         }
     }
@@ -372,9 +371,9 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&h[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(&layer.wq, &refs, &mut q);
-            matmul(&layer.wk, &refs, &mut k);
-            matmul(&layer.wv, &refs, &mut v);
+            matmul(model.kernel, &layer.wq, &refs, &mut q);
+            matmul(model.kernel, &layer.wk, &refs, &mut k);
+            matmul(model.kernel, &layer.wv, &refs, &mut v);
             for (i, &(s, _)) in tokens.iter().enumerate() {
                 let slot = self.slot(self.seqs[s].absolute);
                 let seq = &mut self.seqs[s];
@@ -414,7 +413,7 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&attn[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(&layer.wo, &refs, &mut proj);
+            matmul(model.kernel, &layer.wo, &refs, &mut proj);
             for i in 0..n {
                 for (a, &b) in x[i].iter_mut().zip(&proj[i]) {
                     *a += b;
@@ -423,8 +422,8 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&h[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(&layer.gate, &refs, &mut gate);
-            matmul(&layer.up, &refs, &mut up);
+            matmul(model.kernel, &layer.gate, &refs, &mut gate);
+            matmul(model.kernel, &layer.up, &refs, &mut up);
             let mut hidden = vec![0.0f32; c.n_ff];
             for i in 0..n {
                 for ((o, &g), &u) in hidden.iter_mut().zip(&gate[i]).zip(&up[i]) {
@@ -433,7 +432,7 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&hidden);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(&layer.down, &refs, &mut proj);
+            matmul(model.kernel, &layer.down, &refs, &mut proj);
             for i in 0..n {
                 for (a, &b) in x[i].iter_mut().zip(&proj[i]) {
                     *a += b;
@@ -445,7 +444,7 @@ impl<'m> Group<'m> {
             acts[i].quantize(&h[i]);
         }
         let refs: Vec<&QuantVec> = acts.iter().collect();
-        matmul(model.output(), &refs, &mut logits[..n]);
+        matmul(model.kernel, model.output(), &refs, &mut logits[..n]);
         for &(s, _) in tokens {
             self.seqs[s].absolute += 1;
         }

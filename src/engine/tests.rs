@@ -2,6 +2,7 @@
 //! logits, and the same bits alone or in any slot of a group, and on any number of threads.
 
 use super::gguf::Gguf;
+use super::kernels::Kernel;
 use super::model::{Group, Model};
 use crate::chunk::Schedule;
 
@@ -190,15 +191,22 @@ fn crc(logits: &[Vec<f32>]) -> u32 {
 }
 
 #[test]
-fn logits_are_pinned() {
-    let m = model();
-    let out = run(&m, &[tokens(1, 40)]);
-    assert!(out[0].iter().flatten().all(|v| v.is_finite()));
-    let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
-    assert!(spread > 0.1, "logits carry information ({spread})");
-    // Any change to a bit of the portable numerics changes this: that needs a new numerics
-    // identity (engine::NUMERICS) and the spec's section updated, never just a new number.
-    assert_eq!(crc(&out[0]), 0xb2d9_6599, "portable logits moved");
+fn logits_are_pinned_for_every_kernel() {
+    let mut m = model();
+    for kernel in Kernel::available() {
+        m.kernel = kernel;
+        let out = run(&m, &[tokens(1, 40)]);
+        assert!(out[0].iter().flatten().all(|v| v.is_finite()));
+        let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+        assert!(spread > 0.1, "logits carry information ({spread})");
+        // Any change to a bit of the portable numerics changes this: that needs a new
+        // numerics identity (engine::NUMERICS) and the spec updated, never just a new number.
+        assert_eq!(
+            crc(&out[0]),
+            0xb2d9_6599,
+            "portable logits moved ({kernel:?})"
+        );
+    }
 }
 
 #[test]

@@ -10,22 +10,51 @@ use super::ModelError;
 pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
-    pub values: Values,
+    pub kind: BlockKind,
+    /// The blocks' integers as the file stores them: Q4_1 packs value j of a block in the low
+    /// nibble of byte j and value j+16 in its high nibble (16 bytes per block); Q8_0 has one
+    /// signed byte per value (32 per block).
+    pub q: Vec<u8>,
     /// Per block, row-major: the scale d as an integer multiple of 2^-24.
     pub scale: Vec<i32>,
+    /// Per block, Q4_1's offset m likewise (empty for Q8_0).
+    pub offset: Vec<i32>,
 }
 
-/// The integers of a matrix's blocks.
-pub enum Values {
-    /// Q4_1: w = d·q + m, q in 0..=15 stored one per byte; `offset` holds m like `scale`.
-    Q4Offset { q: Vec<u8>, offset: Vec<i32> },
+/// How a block's integers make its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Q4_1: w = d·q + m, q in 0..=15.
+    Q4Offset,
     /// Q8_0: w = d·q, q in −128..=127.
-    Q8 { q: Vec<i8> },
+    Q8,
+}
+
+impl BlockKind {
+    /// Bytes of `q` per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            BlockKind::Q4Offset => 16,
+            BlockKind::Q8 => 32,
+        }
+    }
 }
 
 impl Matrix {
     pub fn blocks_per_row(&self) -> usize {
         self.cols / ACT_BLOCK
+    }
+
+    /// Value j (0..32) of block `block` (counted over the whole matrix) as its integer q.
+    #[inline(always)]
+    pub fn q_at(&self, block: usize, j: usize) -> i32 {
+        match self.kind {
+            BlockKind::Q4Offset => {
+                let byte = self.q[block * 16 + j % 16];
+                i32::from(if j < 16 { byte & 0x0f } else { byte >> 4 })
+            }
+            BlockKind::Q8 => i32::from(self.q[block * 32 + j] as i8),
+        }
     }
 
     /// Reads tensor `name` as a matrix of `cols` columns.
@@ -41,32 +70,31 @@ impl Matrix {
         let rows = info.dims[1] as usize;
         let blocks = rows * cols / ACT_BLOCK;
         let half = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
-        let int = |bits: u16| f16_as_int(bits).ok_or_else(|| bad("infinite or NaN scale".into()));
+        let int = |bits: u16| -> Result<i32, ModelError> {
+            // Every f16 is below 2^16 · 2^24 in magnitude; the accumulator check bounds it
+            // further, so an i32 is enough once that check passes (see below).
+            let v = f16_as_int(bits).ok_or_else(|| bad("infinite or NaN scale".into()))?;
+            i32::try_from(v).map_err(|_| bad("block scale of 128 or more".into()))
+        };
         let mut scale = Vec::with_capacity(blocks);
-        let values = match info.kind {
+        let mut offset = Vec::new();
+        let mut q = Vec::with_capacity(rows * cols);
+        let kind = match info.kind {
             TensorType::Q4_1 => {
-                let mut q = Vec::with_capacity(rows * cols);
-                let mut offset = Vec::with_capacity(blocks);
+                offset.reserve(blocks);
                 for block in bytes.chunks_exact(20) {
                     scale.push(int(half(&block[0..2]))?);
                     offset.push(int(half(&block[2..4]))?);
-                    // ggml's Q4_1: byte j holds value j in its low nibble, value j+16 in its high.
-                    let nibbles = &block[4..20];
-                    q.extend(nibbles.iter().map(|b| b & 0x0f));
-                    q.extend(nibbles.iter().map(|b| b >> 4));
+                    q.extend_from_slice(&block[4..20]);
                 }
-                Values::Q4Offset {
-                    q,
-                    offset: offset.into_iter().map(|v| v as i32).collect(),
-                }
+                BlockKind::Q4Offset
             }
             TensorType::Q8_0 => {
-                let mut q = Vec::with_capacity(rows * cols);
                 for block in bytes.chunks_exact(34) {
                     scale.push(int(half(&block[0..2]))?);
-                    q.extend(block[2..34].iter().map(|&b| b as i8));
+                    q.extend_from_slice(&block[2..34]);
                 }
-                Values::Q8 { q }
+                BlockKind::Q8
             }
             other => {
                 return Err(bad(format!(
@@ -77,8 +105,10 @@ impl Matrix {
         let matrix = Self {
             rows,
             cols,
-            values,
-            scale: scale.into_iter().map(|v| v as i32).collect(),
+            kind,
+            q,
+            scale,
+            offset,
         };
         matrix.check_accumulator(name)?;
         Ok(matrix)
@@ -88,17 +118,16 @@ impl Matrix {
     /// block adds at most |d|·|Σ q·a| + |m|·|Σ a| with activations below 128 shifted by up to
     /// ACT_RANGE, so the bound follows from the largest scales. Real models are far inside it.
     fn check_accumulator(&self, name: &str) -> Result<(), ModelError> {
-        let (q_max, offset_max) = match &self.values {
-            Values::Q4Offset { offset, .. } => (
-                15i128,
-                offset
-                    .iter()
-                    .map(|v| i128::from(v.unsigned_abs()))
-                    .max()
-                    .unwrap_or(0),
-            ),
-            Values::Q8 { .. } => (128, 0),
+        let q_max = match self.kind {
+            BlockKind::Q4Offset => 15i128,
+            BlockKind::Q8 => 128,
         };
+        let offset_max = self
+            .offset
+            .iter()
+            .map(|v| i128::from(v.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
         let d_max = self
             .scale
             .iter()
