@@ -13,6 +13,7 @@ use super::numerics::{
 use super::weights::{load_vector, Matrix};
 use super::ModelError;
 use crate::chunk::Schedule;
+use rayon::prelude::*;
 
 /// Attention weights are rounded to integers of this many fractional bits (the largest, e^0,
 /// is exactly 2^15).
@@ -362,8 +363,6 @@ impl<'m> Group<'m> {
         let mut attn = vec![vec![0.0f32; d]; n];
         let mut proj = vec![Vec::new(); n];
         let (mut gate, mut up) = (vec![Vec::new(); n], vec![Vec::new(); n]);
-        let mut qhead = vec![0i8; hd];
-        let mut qhead_sink = vec![0i8; hd];
         let mut rotated = vec![0.0f32; hd];
         for (l, layer) in model.layers.iter().enumerate() {
             for i in 0..n {
@@ -387,28 +386,41 @@ impl<'m> Group<'m> {
                     seq.value_exp[base + slot] =
                         quantize_head(&v[i][g * hd..][..hd], &mut seq.values[at..at + hd]) as i16;
                 }
-                let live = live_slots(seq, sinks, window);
-                let group = c.n_head / c.n_head_kv;
-                for head in 0..c.n_head {
-                    let g = head / group;
-                    rotated.copy_from_slice(&q[i][head * hd..][..hd]);
-                    let mut sink_q = rotated.clone();
-                    rope(&mut rotated, &tables[i].0, c.rope_pairs);
-                    let e_q = quantize_head(&rotated, &mut qhead);
-                    rope(&mut sink_q, &tables[i].1, c.rope_pairs);
-                    let e_qs = quantize_head(&sink_q, &mut qhead_sink);
-                    let base = (l * c.n_head_kv + g) * window as usize;
-                    attend(
-                        seq,
-                        base,
-                        hd,
-                        &live,
-                        (&qhead, e_q),
-                        (&qhead_sink, e_qs),
-                        &mut attn[i][head * hd..][..hd],
-                    );
+            }
+            // Every head of every sequence attends independently: spread them over threads.
+            let group = c.n_head / c.n_head_kv;
+            let seqs = &self.seqs;
+            let live: Vec<Vec<(usize, bool)>> = tokens
+                .iter()
+                .map(|&(s, _)| live_slots(&seqs[s], sinks, window))
+                .collect();
+            let mut work: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n * c.n_head);
+            for (i, out) in attn.iter_mut().enumerate() {
+                for (head, slice) in out.chunks_mut(hd).enumerate() {
+                    work.push((i, head, slice));
                 }
             }
+            work.into_par_iter().for_each(|(i, head, out)| {
+                let seq = &seqs[tokens[i].0];
+                let g = head / group;
+                let mut here = q[i][head * hd..][..hd].to_vec();
+                let mut logical = here.clone();
+                rope(&mut here, &tables[i].0, c.rope_pairs);
+                rope(&mut logical, &tables[i].1, c.rope_pairs);
+                let (mut q_here, mut q_logical) = (vec![0i8; hd], vec![0i8; hd]);
+                let e_here = quantize_head(&here, &mut q_here);
+                let e_logical = quantize_head(&logical, &mut q_logical);
+                let base = (l * c.n_head_kv + g) * window as usize;
+                attend(
+                    seq,
+                    base,
+                    hd,
+                    &live[i],
+                    (&q_here, e_here),
+                    (&q_logical, e_logical),
+                    out,
+                );
+            });
             for i in 0..n {
                 acts[i].quantize(&attn[i]);
             }
@@ -509,7 +521,9 @@ fn attend(
         .max()
         .unwrap_or(0);
     let floor = top_exp - VALUE_RANGE;
-    let mut acc = vec![0i64; hd];
+    // The sums are integers below 2^53 (weights < 2^27, |values| ≤ 127, at most 2^16
+    // positions), so f64 holds them exactly in any order, and vectorizes where i64 does not.
+    let mut acc = vec![0f64; hd];
     for (&(slot, _), &w) in live.iter().zip(&weights) {
         let e = i32::from(seq.value_exp[base + slot]);
         let w = if e >= floor {
@@ -517,12 +531,16 @@ fn attend(
         } else {
             w >> (floor - e).min(63)
         };
+        if w == 0 {
+            continue;
+        }
+        let w = w as f64;
         let v = &seq.values[(base + slot) * hd..][..hd];
         for (a, &x) in acc.iter_mut().zip(v) {
-            *a += w * i64::from(x);
+            *a += w * f64::from(x);
         }
     }
     for (o, &a) in out.iter_mut().zip(&acc) {
-        *o = ((a as f64 * pow2_f64(floor)) / total as f64) as f32;
+        *o = ((a * pow2_f64(floor)) / total as f64) as f32;
     }
 }
