@@ -68,21 +68,40 @@ pub fn to_f32(acc: i64, a: &QuantVec) -> f32 {
     ((acc as f64 * pow2_f64(half)) * pow2_f64(k - half)) as f32
 }
 
-/// `out[s] = m · acts[s]` for every sequence s of a group: the matrix is read once per group
-/// step, its rows split over threads (rows are independent, so the split changes nothing).
+/// `out[s] = m · acts[s]` for every sequence s of a group.
 pub fn matmul(kernel: Kernel, m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32>]) {
+    let [products] = matmuls(kernel, [m], acts);
+    for (o, p) in out.iter_mut().zip(products) {
+        *o = p;
+    }
+}
+
+/// Several matrices times the same activation vectors: `result[i][s] = ms[i] · acts[s]`. The
+/// matrices' rows are cut into tiles spread over threads together (one parallel section, not
+/// one per matrix: with a single sequence the sections are short and their start-up counts);
+/// each tile is computed for every sequence while its weights are in cache. Rows are
+/// independent, so the split changes nothing.
+pub fn matmuls<const N: usize>(
+    kernel: Kernel,
+    ms: [&Matrix; N],
+    acts: &[&QuantVec],
+) -> [Vec<Vec<f32>>; N] {
     use rayon::prelude::*;
-    debug_assert_eq!(acts.len(), out.len());
-    // Rows in tiles, each tile computed for every sequence while its weights are in cache.
     const TILE: usize = 32;
     let n = acts.len();
-    let mut flat = vec![0.0f32; m.rows * n];
-    flat.par_chunks_mut(TILE * n)
+    let tiles: Vec<(usize, usize)> = ms
+        .iter()
         .enumerate()
-        .for_each(|(t, part)| {
-            let rows = t * TILE..(t * TILE + part.len() / n);
+        .flat_map(|(i, m)| (0..m.rows.div_ceil(TILE)).map(move |t| (i, t)))
+        .collect();
+    let parts: Vec<Vec<f32>> = tiles
+        .par_iter()
+        .map(|&(i, t)| {
+            let m = ms[i];
+            let rows = t * TILE..((t + 1) * TILE).min(m.rows);
+            let mut part = vec![0.0f32; rows.len() * n];
             let mut sums = vec![0i64; n];
-            for (i, r) in rows.enumerate() {
+            for (k, r) in rows.clone().enumerate() {
                 match kernel {
                     Kernel::Scalar => {
                         for (s, a) in sums.iter_mut().zip(acts) {
@@ -96,20 +115,21 @@ pub fn matmul(kernel: Kernel, m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32
                     Kernel::Avx2 => unreachable!("AVX2 is never detected off x86-64"),
                 }
                 for (s, (&sum, a)) in sums.iter().zip(acts).enumerate() {
-                    part[s * (part.len() / n) + i] = to_f32(sum, a);
+                    part[s * rows.len() + k] = to_f32(sum, a);
                 }
             }
-        });
-    let per = |t: usize| (TILE).min(m.rows - t * TILE);
-    for o in out.iter_mut() {
-        o.resize(m.rows, 0.0);
-    }
-    for (t, part) in flat.chunks(TILE * n).enumerate() {
-        let rows = per(t);
-        for (s, o) in out.iter_mut().enumerate() {
-            o[t * TILE..t * TILE + rows].copy_from_slice(&part[s * rows..][..rows]);
+            part
+        })
+        .collect();
+    let mut out: [Vec<Vec<f32>>; N] =
+        std::array::from_fn(|i| vec![Vec::with_capacity(ms[i].rows); n]);
+    for (&(i, _), part) in tiles.iter().zip(&parts) {
+        let rows = part.len() / n.max(1);
+        for (s, o) in out[i].iter_mut().enumerate() {
+            o.extend_from_slice(&part[s * rows..][..rows]);
         }
     }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -5,10 +5,10 @@
 //! weights, so a chunk's logits are the same alone or in any slot of any group.
 
 use super::gguf::{Gguf, Value};
-use super::kernels::{matmul, Kernel};
+use super::kernels::{matmul, matmuls, Kernel};
 use super::numerics::{
-    exp_f64, exp_neg, ln_f64, pow2_f64, quantize_head, round_f32, silu, sin_cos, QuantVec,
-    ACT_BLOCK,
+    exp_f64, exp_neg, ln_f64, pow2_f32, pow2_f64, quantize_head, round_f32, silu, sin_cos,
+    QuantVec, ACT_BLOCK,
 };
 use super::weights::{load_vector, Matrix};
 use super::ModelError;
@@ -18,8 +18,9 @@ use rayon::prelude::*;
 /// Attention weights are rounded to integers of this many fractional bits (the largest, e^0,
 /// is exactly 2^15).
 const PROB_BITS: i32 = 15;
-/// A cached value's scale may lie at most this many binary orders below the window's largest.
-const VALUE_RANGE: i32 = 12;
+/// Attention weights scaled by their value's scale are rounded to integers of this many
+/// fractional bits of the window's largest value scale (so they fit 16 bits).
+const VALUE_BITS: i32 = 14;
 
 /// How a head's dimensions pair up for the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,14 +356,8 @@ impl<'m> Group<'m> {
             .collect();
         let mut h = vec![vec![0.0f32; d]; n];
         let mut acts = vec![QuantVec::default(); n];
-        let (mut q, mut k, mut v) = (
-            vec![Vec::new(); n],
-            vec![Vec::new(); n],
-            vec![Vec::new(); n],
-        );
         let mut attn = vec![vec![0.0f32; d]; n];
         let mut proj = vec![Vec::new(); n];
-        let (mut gate, mut up) = (vec![Vec::new(); n], vec![Vec::new(); n]);
         let mut rotated = vec![0.0f32; hd];
         for (l, layer) in model.layers.iter().enumerate() {
             for i in 0..n {
@@ -370,9 +365,7 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&h[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(model.kernel, &layer.wq, &refs, &mut q);
-            matmul(model.kernel, &layer.wk, &refs, &mut k);
-            matmul(model.kernel, &layer.wv, &refs, &mut v);
+            let [q, k, v] = matmuls(model.kernel, [&layer.wq, &layer.wk, &layer.wv], &refs);
             for (i, &(s, _)) in tokens.iter().enumerate() {
                 let slot = self.slot(self.seqs[s].absolute);
                 let seq = &mut self.seqs[s];
@@ -434,8 +427,7 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&h[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            matmul(model.kernel, &layer.gate, &refs, &mut gate);
-            matmul(model.kernel, &layer.up, &refs, &mut up);
+            let [gate, up] = matmuls(model.kernel, [&layer.gate, &layer.up], &refs);
             let mut hidden = vec![0.0f32; c.n_ff];
             for i in 0..n {
                 for ((o, &g), &u) in hidden.iter_mut().zip(&gate[i]).zip(&up[i]) {
@@ -507,40 +499,44 @@ fn attend(
         })
         .collect();
     let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<i64> = scores
+    let exps: Vec<f32> = scores
         .iter()
-        .map(|&z| {
-            let e = exp_neg(((z - top) * scale) as f32);
-            round_f32(e * (1 << PROB_BITS) as f32) as i64
-        })
+        .map(|&z| exp_neg(((z - top) * scale) as f32))
         .collect();
-    let total: i64 = weights.iter().sum();
+    // The softmax's denominator: each weight rounded to 2^-15 (the largest is exactly 2^15).
+    let total: i64 = exps
+        .iter()
+        .map(|&e| round_f32(e * (1 << PROB_BITS) as f32) as i64)
+        .sum();
+    // Each weight times its value's scale relative to the largest, rounded to 2^-14 of that
+    // scale: at most 2^14, so weight × value is a 16-bit by 8-bit product.
     let top_exp = live
         .iter()
         .map(|&(slot, _)| i32::from(seq.value_exp[base + slot]))
         .max()
         .unwrap_or(0);
-    let floor = top_exp - VALUE_RANGE;
-    // The sums are integers below 2^53 (weights < 2^27, |values| ≤ 127, at most 2^16
-    // positions), so f64 holds them exactly in any order, and vectorizes where i64 does not.
-    let mut acc = vec![0f64; hd];
-    for (&(slot, _), &w) in live.iter().zip(&weights) {
-        let e = i32::from(seq.value_exp[base + slot]);
-        let w = if e >= floor {
-            w << (e - floor)
+    let mut acc = vec![0i64; hd];
+    let mut partial = vec![0i32; hd];
+    for (n, (&(slot, _), &e)) in live.iter().zip(&exps).enumerate() {
+        let k = VALUE_BITS + i32::from(seq.value_exp[base + slot]) - top_exp;
+        let w = if k < -126 {
+            0
         } else {
-            w >> (floor - e).min(63)
+            round_f32(e * pow2_f32(k)) as i32
         };
-        if w == 0 {
-            continue;
-        }
-        let w = w as f64;
         let v = &seq.values[(base + slot) * hd..][..hd];
-        for (a, &x) in acc.iter_mut().zip(v) {
-            *a += w * f64::from(x);
+        for (a, &x) in partial.iter_mut().zip(v) {
+            *a += w * i32::from(x);
+        }
+        // |w·x| < 2^21: 512 of them fit 32 bits; carry the partial sums before that.
+        if n % 512 == 511 {
+            for (a, p) in acc.iter_mut().zip(partial.iter_mut()) {
+                *a += i64::from(std::mem::take(p));
+            }
         }
     }
-    for (o, &a) in out.iter_mut().zip(&acc) {
-        *o = ((a * pow2_f64(floor)) / total as f64) as f32;
+    for (o, (&a, &p)) in out.iter_mut().zip(acc.iter().zip(&partial)) {
+        let sum = a + i64::from(p);
+        *o = ((sum as f64 * pow2_f64(top_exp + PROB_BITS - VALUE_BITS)) / total as f64) as f32;
     }
 }

@@ -163,21 +163,27 @@ const LN2_HI_F32: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
 const LN2_LO_F32: f32 = f32::from_bits(0xb95e_8083); // −2.12194440e−4
 const LOG2E_F32: f32 = std::f32::consts::LOG2_E;
 
-/// e^x for x ≤ 0 (anything else, NaN included, is treated as the nearest end of that range),
-/// with a relative error below 2^-21; 0 below −87.
+/// e^x for x ≤ 0 (x > 0 counts as 0), with a relative error below 2^-21; 0 below −87 and
+/// for NaN.
 #[inline(always)]
 pub fn exp_neg(x: f32) -> f32 {
-    if x.is_nan() || x < -87.0 {
-        return 0.0;
-    }
+    // Written without early returns so that loops over it vectorize; the clamps only keep the
+    // discarded lanes in range.
+    let dead = x.is_nan() || x < -87.0;
     let x = if x > 0.0 { 0.0 } else { x };
+    let x = if dead { 0.0 } else { x };
     let n = round_f32(x * LOG2E_F32);
     let r = (x - n * LN2_HI_F32) - n * LN2_LO_F32;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * pow2_f32(n as i32)
+    let e = p * pow2_f32(n as i32);
+    if dead {
+        0.0
+    } else {
+        e
+    }
 }
 
 /// x · sigmoid(x), through `exp_neg` of −|x|.
