@@ -1,6 +1,6 @@
 //! The portable engine beside llama.cpp on the same GGUF, tokens and schedule, in one run: the
-//! bare model's ideal code length (bits per byte of text) and tokens per second, for one chunk
-//! alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
+//! ideal code length (bits per byte of text) under the bare model and under the token ensemble
+//! the coder uses, and tokens per second, for one chunk alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
 //! sets how much of corpus/alice29.txt each chunk codes, NZIP_BENCH_SEQS (default 16) the
 //! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model), NZIP_BENCH_ONLY
 //! one engine (for profiling).
@@ -9,15 +9,35 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use nzip::chunk::Schedule;
+use nzip::coder::quantize::TOTAL;
 use nzip::engine::PortableModel;
 use nzip::models::{self, FetchPolicy};
+use nzip::predict::ensemble::{TokenModel, TokenModelKind};
 use nzip::predict::llama::{ChunkDriver, LanguageModel};
 
-/// Feeds a known token sequence and sums the model's −log2 p of each next token.
+/// Feeds a known token sequence and sums −log2 p of each next token: under the bare model's
+/// softmax, and under the CDF the default levels' token ensemble (LLM, learned bias, n-grams,
+/// match model) gives the coder, which is what an archive pays.
 struct Scorer {
     tokens: Vec<u32>,
     at: usize,
     bits: f64,
+    ensemble: TokenModel,
+    cdf: Vec<u32>,
+    coded_bits: f64,
+}
+
+impl Scorer {
+    fn new(tokens: Vec<u32>) -> Self {
+        Self {
+            tokens,
+            at: 0,
+            bits: 0.0,
+            ensemble: TokenModel::new(TokenModelKind::BiasedEnsemble),
+            cdf: Vec::new(),
+            coded_bits: 0.0,
+        }
+    }
 }
 
 impl ChunkDriver for Scorer {
@@ -26,6 +46,10 @@ impl ChunkDriver for Scorer {
         let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = logits.iter().map(|&l| f64::from(l - top).exp()).sum();
         self.bits += (sum.ln() - f64::from(logits[next as usize] - top)) / std::f64::consts::LN_2;
+        self.ensemble.predict(logits, &mut self.cdf);
+        let freq = self.cdf[next as usize + 1] - self.cdf[next as usize];
+        self.coded_bits += f64::from(TOTAL).log2() - f64::from(freq).log2();
+        self.ensemble.update(next);
         self.at += 1;
         Ok(next)
     }
@@ -73,8 +97,8 @@ fn main() -> nzip::Result<()> {
         load.as_secs_f64()
     );
     println!(
-        "{:<10} {:>5} {:>10} {:>10}",
-        "engine", "seqs", "bits/byte", "tokens/s"
+        "{:<10} {:>5} {:>11} {:>13} {:>10}",
+        "engine", "seqs", "bare b/byte", "coded b/byte", "tokens/s"
     );
     let groups = if seqs == 1 { vec![1] } else { vec![1, seqs] };
     for group in groups {
@@ -86,11 +110,7 @@ fn main() -> nzip::Result<()> {
             }
             let mut scorers: Vec<Scorer> = chunks[..group]
                 .iter()
-                .map(|(_, t)| Scorer {
-                    tokens: t.clone(),
-                    at: 0,
-                    bits: 0.0,
-                })
+                .map(|(_, t)| Scorer::new(t.clone()))
                 .collect();
             let n: Vec<u64> = chunks[..group]
                 .iter()
@@ -105,10 +125,12 @@ fn main() -> nzip::Result<()> {
             let took = started.elapsed().as_secs_f64();
             let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();
             let bits: f64 = scorers.iter().map(|s| s.bits).sum();
+            let coded: f64 = scorers.iter().map(|s| s.coded_bits).sum();
             let tokens: u64 = n.iter().sum();
             println!(
-                "{engine:<10} {group:>5} {:>10.4} {:>10.1}",
+                "{engine:<10} {group:>5} {:>11.4} {:>13.4} {:>10.1}",
                 bits / bytes as f64,
+                coded / bytes as f64,
                 tokens as f64 / took
             );
         }
