@@ -543,7 +543,7 @@ fn head_dots<'a>(
     key: &impl Fn(usize) -> &'a [i8],
 ) -> Vec<i32> {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && query.len() % 32 == 0 {
+    if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) {
         // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
         return unsafe { attention_avx2::dots(live, query, sink_query, key) };
     }
@@ -569,7 +569,7 @@ fn value_sums<'a>(
     value: &impl Fn(usize) -> &'a [i8],
 ) -> Vec<i64> {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && hd % 16 == 0 {
+    if kernel == Kernel::Avx2 && hd.is_multiple_of(16) {
         // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
         return unsafe { attention_avx2::value_sums(live, weights, hd, value) };
     }
