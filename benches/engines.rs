@@ -8,11 +8,12 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use nzip::chunk::Schedule;
-use nzip::coder::quantize::TOTAL;
+use nzip::container::Schedule;
+use nzip::container::TokenModelKind;
 use nzip::engine::PortableModel;
+use nzip::entropy::quantize::TOTAL;
 use nzip::models::{self, FetchPolicy};
-use nzip::predict::ensemble::{TokenModel, TokenModelKind};
+use nzip::predict::ensemble::TokenModel;
 use nzip::predict::llama::{ChunkDriver, LanguageModel};
 
 /// Feeds a known token sequence and sums −log2 p of each next token: under the bare model's

@@ -9,8 +9,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use nzip::coder::range::{SymbolDecoder, SymbolEncoder};
-use nzip::predict::ensemble::{TokenModel, TokenModelKind};
+use nzip::container::TokenModelKind;
+use nzip::entropy::range::{SymbolDecoder, SymbolEncoder};
+use nzip::predict::ensemble::TokenModel;
 
 /// SmolLM2 (49,152), Qwen2.5 (151,936), Gemma 3 (262,144).
 const VOCABS: [usize; 3] = [49_152, 151_936, 262_144];

@@ -17,10 +17,11 @@
 use std::io::{BufWriter, Read, Write};
 use std::ops::ControlFlow;
 
-use nzip::chunk::Schedule;
+use nzip::container::Schedule;
+use nzip::container::TokenModelKind;
 use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{DEFAULT_SINKS, DEFAULT_SLIDE, DEFAULT_WINDOW};
-use nzip::predict::ensemble::{Design, TokenModel, TokenModelKind};
+use nzip::predict::ensemble::{Design, TokenModel};
 use nzip::predict::llama::{ChunkDriver, LanguageModel};
 use nzip::token::{segment_chunk, Segment, Vocabulary};
 

@@ -2,9 +2,9 @@
 //! fixed-seed run, so both exercise exactly the same code. Each must return for any input —
 //! an error is fine, a panic, a hang or an unbounded allocation is a bug.
 
-use crate::container::header::read_from;
-use crate::container::stream::StreamReader;
+use crate::container::read_header;
 use crate::container::Archive;
+use crate::container::StreamReader;
 use crate::models::FetchPolicy;
 use crate::pipeline::{decompress, decompress_stream, DecompressOptions};
 
@@ -18,7 +18,7 @@ pub fn parse_container(data: &[u8]) {
         let _ = archive.original_size();
     }
     let mut input = data;
-    if let Ok((header, bytes)) = read_from(&mut input) {
+    if let Ok((header, bytes)) = read_header(&mut input) {
         if let Ok(mut reader) = StreamReader::new(input, header, bytes.len()) {
             while let Ok(Some(_)) = reader.next_chunk() {}
         }

@@ -52,7 +52,7 @@
 //!
 //! The data flows through the modules in this order (the format is `formats/NZIP.md` in the
 //! source tree): [`chunk`] plan → [`segment`]s → [`token`]s → [`predict`]ions of the model in
-//! lockstep groups → integer CDFs and the range coder ([`coder`], [`codec`]) → [`container`].
+//! lockstep groups → integer CDFs and the range coder ([`entropy`], [`codec`]) → [`container`].
 //! [`pipeline`] ties them together; the command line lives in the `nzip` binary.
 
 #![warn(missing_docs)]
@@ -64,11 +64,11 @@ pub mod chunk;
 #[allow(missing_docs)]
 pub mod codec;
 #[allow(missing_docs)]
-pub mod coder;
-#[allow(missing_docs)]
 pub mod container;
 #[allow(missing_docs)]
 pub mod engine;
+#[allow(missing_docs)]
+pub mod entropy;
 #[allow(missing_docs)]
 pub mod error;
 #[doc(hidden)]

@@ -2,8 +2,8 @@
 //! model file, incompressible data barely grows, zstd chunks decode (and lie detectably),
 //! and arbitrary bytes survive.
 
-use nzip::container::header::{ByteModelKind, VERSION};
 use nzip::container::{Archive, ChunkEntry, ChunkKind, Header, Index};
+use nzip::container::{ByteModelKind, VERSION};
 use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
 use nzip::Error;
 use predicates::prelude::*;

@@ -9,6 +9,7 @@ mod fast;
 mod fuzz;
 mod golden;
 mod habits;
+mod layers;
 mod roundtrip;
 mod shell;
 mod standalone;

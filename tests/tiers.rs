@@ -6,7 +6,7 @@ use nzip::container::Archive;
 use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{compress, decompress, levels, DecompressOptions};
 use nzip::predict::llama::LanguageModel;
-use nzip::token::{segment_chunk, Segment, Tokenizer, Vocabulary};
+use nzip::token::{segment_chunk, Segment, Vocabulary};
 
 use crate::util::{awkward_text, corpus};
 

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use nzip::container::Archive;
+use nzip::container::TokenModelKind;
 use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
-use nzip::predict::ensemble::TokenModelKind;
 use nzip::Error;
 
 use crate::util::{corpus, random_bytes};

@@ -1,90 +1,13 @@
-//! The chunk plan: where the input is cut into independently coded chunks, and how chunks are
-//! grouped for lockstep decoding.
+//! The chunk plan: where the input is cut into independently coded chunks.
 //!
 //! Chunk `i` belongs to group `i / seqs`; the decoder reads cuts and groups from the archive,
 //! so the planner may change without breaking old archives.
 
-use crate::error::{Error, Result};
+use std::io::Read;
 
-/// Everything needed to rebuild a group's schedule of `decode` calls. Stored in the archive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Schedule {
-    /// KV positions per sequence; a sequence slides when its next position would reach it.
-    pub window: u32,
-    /// Positions dropped per slide.
-    pub slide: u32,
-    /// Positions at the start of a sequence that are never dropped ("attention sinks").
-    pub sinks: u32,
-    /// Chunks per group: sequences in one llama.cpp context.
-    pub seqs: u32,
-    /// Token fed at position 0 of every chunk, so the first real token has a prediction.
-    pub start_token: u32,
-}
+use crate::error::Result;
 
-impl std::fmt::Display for Schedule {
-    /// "window 1024, slide 256, 4 sinks, 16 sequences, start token 1", in the flags' words.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "window {}, slide {}, {} sinks, {} sequences, start token {}",
-            self.window, self.slide, self.sinks, self.seqs, self.start_token
-        )
-    }
-}
-
-/// Largest `seqs` accepted (llama.cpp's own limit on sequences per context is 256).
-pub const MAX_SEQS: u32 = 256;
-/// Largest window accepted from an archive (the default model was trained on 8192).
-pub const MAX_WINDOW: u32 = 1 << 16;
-/// Largest total context (window × sequences) accepted, so a forged header cannot ask
-/// llama.cpp for an absurd KV cache.
-pub const MAX_CONTEXT: u64 = 1 << 20;
-
-impl Schedule {
-    /// Checks the invariants the group runner relies on; archives are validated with it too.
-    pub fn validate(&self, n_vocab: Option<usize>) -> Result<()> {
-        let bad = |why: &str| Err(Error::Corrupt(format!("invalid schedule ({self}): {why}")));
-        if self.seqs == 0 || self.seqs > MAX_SEQS {
-            return bad("sequences per group out of range");
-        }
-        if self.window < 2 || self.window > MAX_WINDOW {
-            return bad("window out of range");
-        }
-        if u64::from(self.window) * u64::from(self.seqs) > MAX_CONTEXT {
-            return bad("window × sequences exceeds the largest context nzip creates");
-        }
-        if self.slide == 0
-            || self
-                .sinks
-                .checked_add(self.slide)
-                .is_none_or(|e| e >= self.window)
-        {
-            return bad("sinks + slide must be below the window, slide at least 1");
-        }
-        if let Some(n) = n_vocab {
-            if self.start_token as usize >= n {
-                return bad("start token outside the vocabulary");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Cuts `data` into chunks of about `target` bytes. A cut prefers to follow a newline within
-/// the last eighth of the chunk, then a space, and never splits a UTF-8 character that starts
-/// within reach, so text chunks stay clean for the tokenizer.
-pub fn plan_chunks(data: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    while start < data.len() {
-        let end = start + next_cut(&data[start..], target);
-        chunks.push(start..end);
-        start = end;
-    }
-    chunks
-}
-
-/// The most chunks [`plan_chunks`] can cut `len` bytes into: every chunk but the last keeps
+/// The most chunks [`next_cut`] can cut `len` bytes into: every chunk but the last keeps
 /// at least seven eighths of the target, and at least the target less three bytes.
 pub fn max_chunk_count(len: u64, target: usize) -> u64 {
     let target = target.max(1) as u64;
@@ -96,8 +19,10 @@ pub fn max_chunk_count(len: u64, target: usize) -> u64 {
 }
 
 /// Length of the chunk that starts `rest`, which holds everything up to the end of the input
-/// or at least `target + 1` bytes of it: the cut depends on nothing further, so a streaming
-/// reader cuts exactly where [`plan_chunks`] does.
+/// or at least `target + 1` bytes of it: the cut depends on nothing further, so a reader of a
+/// stream cuts exactly where one of the whole input would. A cut prefers to follow a newline
+/// within the last eighth of the chunk, then a space, and never splits a UTF-8 character that
+/// starts within reach, so text chunks stay clean for the tokenizer.
 pub fn next_cut(rest: &[u8], target: usize) -> usize {
     let target = target.max(1);
     if rest.len() <= target {
@@ -119,9 +44,73 @@ pub fn next_cut(rest: &[u8], target: usize) -> usize {
     }
 }
 
+/// Reads an input and cuts it into chunks where [`next_cut`] says, holding only the chunks
+/// asked for and one chunk's lookahead.
+pub struct ChunkReader<'r> {
+    input: &'r mut (dyn Read + Send),
+    target: usize,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<'r> ChunkReader<'r> {
+    pub fn new(input: &'r mut (dyn Read + Send), target: usize) -> Self {
+        Self {
+            input,
+            target: target.max(1),
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Up to `n` next chunks; fewer only at the end of the input.
+    pub fn next_chunks(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
+        let mut chunks = Vec::with_capacity(n);
+        while chunks.len() < n {
+            self.fill(self.target + 1)?;
+            if self.buf.is_empty() {
+                break;
+            }
+            let len = next_cut(&self.buf, self.target);
+            let rest = self.buf.split_off(len);
+            chunks.push(std::mem::replace(&mut self.buf, rest));
+        }
+        Ok(chunks)
+    }
+
+    /// Whether everything has been handed out.
+    pub fn at_end(&mut self) -> Result<bool> {
+        self.fill(1)?;
+        Ok(self.buf.is_empty())
+    }
+
+    /// Reads until the buffer holds `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        while !self.eof && self.buf.len() < want {
+            let room = (want - self.buf.len()).max(64 << 10) as u64;
+            // take + read_to_end retries interrupted reads and stops only at `room` or the end.
+            let got = (&mut self.input).take(room).read_to_end(&mut self.buf)?;
+            self.eof = (got as u64) < room;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cuts of the whole of `data`, chunk after chunk.
+    fn plan_chunks(data: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < data.len() {
+            let end = start + next_cut(&data[start..], target);
+            chunks.push(start..end);
+            start = end;
+        }
+        chunks
+    }
 
     #[test]
     fn chunks_cover_the_input() {
@@ -161,31 +150,5 @@ mod tests {
         for c in plan_chunks(text.as_bytes(), 33) {
             assert!(std::str::from_utf8(&text.as_bytes()[c]).is_ok());
         }
-    }
-
-    #[test]
-    fn schedule_validation() {
-        let ok = Schedule {
-            window: 1024,
-            slide: 256,
-            sinks: 4,
-            seqs: 16,
-            start_token: 0,
-        };
-        assert!(ok.validate(Some(49152)).is_ok());
-        assert!(Schedule { slide: 1021, ..ok }.validate(None).is_err());
-        assert!(Schedule { seqs: 0, ..ok }.validate(None).is_err());
-        assert!(Schedule {
-            start_token: 49152,
-            ..ok
-        }
-        .validate(Some(49152))
-        .is_err());
-        assert!(Schedule {
-            sinks: u32::MAX,
-            ..ok
-        }
-        .validate(None)
-        .is_err());
     }
 }

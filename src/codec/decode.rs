@@ -2,18 +2,19 @@
 //! from the byte model, in exactly the order the encoder coded them, rebuilding the bytes.
 
 use super::raw::RawModel;
-use super::SegmentHeader;
-use crate::coder::range::SymbolDecoder;
-use crate::container::header::ByteModelKind;
+use crate::container::ByteModelKind;
+use crate::container::SegmentEntry;
+use crate::container::TokenModelKind;
+use crate::entropy::range::SymbolDecoder;
 use crate::error::{Error, Result};
-use crate::predict::ensemble::{TokenModel, TokenModelKind};
+use crate::predict::ensemble::TokenModel;
 use crate::predict::llama::ChunkDriver;
-use crate::token::Tokenizer;
+use crate::token::Vocabulary;
 
-pub struct ChunkDecoder<'a, T: Tokenizer> {
+pub struct ChunkDecoder<'a> {
     index: usize,
-    tokenizer: &'a T,
-    segments: Vec<SegmentHeader>,
+    vocab: &'a Vocabulary<'a>,
+    segments: Vec<SegmentEntry>,
     segment: usize,
     /// Tokens decoded in the current text segment.
     within: u64,
@@ -26,12 +27,12 @@ pub struct ChunkDecoder<'a, T: Tokenizer> {
     out: Vec<u8>,
 }
 
-impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
+impl<'a> ChunkDecoder<'a> {
     /// `stream` is the chunk's range-coded words; `index` names the chunk in errors.
     pub fn new(
         index: usize,
-        tokenizer: &'a T,
-        segments: Vec<SegmentHeader>,
+        vocab: &'a Vocabulary<'a>,
+        segments: Vec<SegmentEntry>,
         stream: &[u8],
         len: usize,
         byte_model: ByteModelKind,
@@ -40,13 +41,13 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
         let raw_bytes = segments
             .iter()
             .map(|s| match s {
-                SegmentHeader::Raw { len } => *len,
-                SegmentHeader::Text { .. } => 0,
+                SegmentEntry::Raw { len } => *len,
+                SegmentEntry::Text { .. } => 0,
             })
             .sum();
         Ok(Self {
             index,
-            tokenizer,
+            vocab,
             segments,
             segment: 0,
             within: 0,
@@ -69,13 +70,13 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
     fn advance_to_text(&mut self) -> Result<bool> {
         while let Some(&seg) = self.segments.get(self.segment) {
             match seg {
-                SegmentHeader::Text { tokens, .. } if self.within < tokens => return Ok(true),
-                SegmentHeader::Text { len, .. } => {
+                SegmentEntry::Text { tokens, .. } if self.within < tokens => return Ok(true),
+                SegmentEntry::Text { len, .. } => {
                     if (self.out.len() - self.segment_start) as u64 != len {
                         return Err(self.corrupt("text segment decoded to the wrong length"));
                     }
                 }
-                SegmentHeader::Raw { len } => {
+                SegmentEntry::Raw { len } => {
                     for _ in 0..len {
                         let b = self.raw_model.decode(&mut self.coder, self.index)?;
                         self.out.push(b);
@@ -98,19 +99,19 @@ impl<'a, T: Tokenizer> ChunkDecoder<'a, T> {
     }
 }
 
-impl<T: Tokenizer> ChunkDriver for ChunkDecoder<'_, T> {
+impl ChunkDriver for ChunkDecoder<'_> {
     fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
         if !self.advance_to_text()? {
             return Err(self.corrupt("more LLM steps than tokens"));
         }
-        let SegmentHeader::Text { len, .. } = self.segments[self.segment] else {
+        let SegmentEntry::Text { len, .. } = self.segments[self.segment] else {
             return Err(self.corrupt("expected a text segment"));
         };
         self.token_model.predict(logits, &mut self.cdf);
         let token = self.coder.decode(&self.cdf, self.index)? as u32;
         self.token_model.update(token);
         let piece = self
-            .tokenizer
+            .vocab
             .piece(token)
             .ok_or_else(|| self.corrupt("token out of range"))?;
         if (self.out.len() - self.segment_start + piece.len()) as u64 > len {

@@ -2,10 +2,11 @@
 //! raw bytes under the byte model, in the order the decoder will need them.
 
 use super::raw::RawModel;
-use crate::coder::range::SymbolEncoder;
-use crate::container::header::ByteModelKind;
+use crate::container::ByteModelKind;
+use crate::container::TokenModelKind;
+use crate::entropy::range::SymbolEncoder;
 use crate::error::{Error, Result};
-use crate::predict::ensemble::{TokenModel, TokenModelKind};
+use crate::predict::ensemble::TokenModel;
 use crate::predict::llama::ChunkDriver;
 use crate::token::Segment;
 
@@ -125,7 +126,7 @@ impl ChunkDriver for ChunkEncoder<'_> {
         self.coder.encode(token as usize, &self.cdf)?;
         self.token_model.update(token);
         let freq = self.cdf[token as usize + 1] - self.cdf[token as usize];
-        self.cost_bits += f64::from(crate::coder::quantize::PRECISION) - f64::from(freq).log2();
+        self.cost_bits += f64::from(crate::entropy::quantize::PRECISION) - f64::from(freq).log2();
         self.within += 1;
         Ok(token)
     }

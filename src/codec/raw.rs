@@ -6,9 +6,9 @@
 //! coded whole bytes under the order-2 count blend, which also followed the text bytes'
 //! context; it is kept so that version-1 archives still decode.
 
-use crate::coder::quantize::weights_to_cdf;
-use crate::coder::range::{SymbolDecoder, SymbolEncoder};
-use crate::container::header::ByteModelKind;
+use crate::container::ByteModelKind;
+use crate::entropy::quantize::weights_to_cdf;
+use crate::entropy::range::{SymbolDecoder, SymbolEncoder};
 use crate::error::Result;
 use crate::predict::bytes::ByteModel;
 use crate::predict::cm::{self, ByteCm};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
-use nzip::predict::ensemble::TokenModelKind;
 use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
-use nzip::predict::ensemble::TokenModelKind;
 use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error, Result};
 

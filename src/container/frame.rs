@@ -6,12 +6,12 @@
 //! Layout in `formats/NZIP.md`.
 
 use super::index::{ChunkEntry, ChunkKind};
-use crate::codec::{read_varint, write_varint};
+use super::varint::{read_varint, varint_len, write_varint, VarintError, MAX_VARINT_LEN};
 use crate::error::{Error, Result};
 
 /// Longest frame header: kind, four 10-byte varints, the chunk's, the payload's and the
 /// header's CRCs.
-pub const MAX_HEADER_LEN: usize = 1 + 4 * 10 + 3 * 4;
+pub const MAX_HEADER_LEN: usize = 1 + 4 * MAX_VARINT_LEN + 3 * 4;
 
 /// A parsed frame header: the chunk's entry and the CRC32 its payload must have.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,6 @@ pub fn header(entry: &ChunkEntry, payload: &[u8]) -> Vec<u8> {
 }
 
 pub fn header_len(entry: &ChunkEntry) -> usize {
-    let varint_len = |v: u64| (64 - v.leading_zeros() as usize).div_ceil(7).max(1);
     1 + [entry.len, entry.tokens, entry.raw_bytes, entry.payload_len]
         .into_iter()
         .map(varint_len)
@@ -73,12 +72,12 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<Frame>> {
     let mut fields = [0u64; 4];
     for f in &mut fields {
         match read_varint(data, &mut at) {
-            Some(v) => *f = v,
+            Ok(v) => *f = v,
             // Ran off the end: the caller may have more bytes.
-            None if at >= data.len() => return Ok(None),
-            None => {
+            Err(VarintError::Truncated) => return Ok(None),
+            Err(VarintError::Malformed) => {
                 return Err(Error::Corrupt(format!(
-                    "chunk {i}: frame header has a malformed length"
+                    "chunk {i}: frame header has a malformed length (a varint over 64 bits or not minimal)"
                 )))
             }
         }
@@ -153,5 +152,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn non_minimal_varints_are_refused() {
+        // Chunk length 1 written as the two bytes 0x81 0x00, with both CRCs made to match: only
+        // the minimal-varint rule can catch it (and a frame's length must follow from its
+        // values, which `header_len` relies on).
+        let mut h = vec![ChunkKind::Stored as u8, 0x81, 0x00, 0, 0, 1];
+        h.extend(0u32.to_le_bytes());
+        h.extend(crc32fast::hash(&[7]).to_le_bytes());
+        let crc = crc32fast::hash(&h);
+        h.extend(crc.to_le_bytes());
+        assert!(matches!(parse_header(&h, 0), Err(Error::Corrupt(_))));
     }
 }

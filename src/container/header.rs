@@ -2,10 +2,8 @@
 //! fingerprint and every parameter the decoder needs. Layout in `formats/NZIP.md`.
 
 use super::reader::Reader;
-use crate::chunk::Schedule;
+use super::schedule::Schedule;
 use crate::error::{Error, Result};
-use crate::predict::cm;
-use crate::predict::ensemble::TokenModelKind;
 
 pub const MAGIC: [u8; 8] = *b"\x89NZIP\r\n\x1a";
 /// The version this nzip writes, and the oldest it still reads.
@@ -33,6 +31,9 @@ fn known_flags(version: u16) -> u16 {
 /// Byte-model identifiers as stored in the header.
 const BYTE_MODEL_ORDER2: u8 = 1;
 const BYTE_MODEL_CM: u8 = 2;
+/// The context-mixing byte model's hash tables: 2^MIN_TABLE_BITS ..= 2^MAX_TABLE_BITS slots.
+pub const MIN_TABLE_BITS: u8 = 10;
+pub const MAX_TABLE_BITS: u8 = 20;
 
 /// The model that codes raw bytes (everything the LLM does not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +64,57 @@ impl std::fmt::Display for ByteModelKind {
                     "context mixing (id 2), tables up to 2^{max_table_bits} slots"
                 )
             }
+        }
+    }
+}
+
+/// Token-model identifiers as stored in the model section (version 3 on).
+const TOKEN_MODEL_BARE: u8 = 0;
+const TOKEN_MODEL_ENSEMBLE: u8 = 1;
+const TOKEN_MODEL_BIASED_ENSEMBLE: u8 = 2;
+
+/// How the LLM's logits become the coder's CDF (`predict::ensemble` builds it); recorded in
+/// the archive's model section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenModelKind {
+    /// The LLM's softmax alone (format versions 1 and 2, and id 0).
+    Bare,
+    /// The LLM mixed with the match model and token n-grams (id 1, nzip 0.3).
+    Ensemble,
+    /// As id 1, with the learned per-token bias on the LLM's logits (id 2).
+    BiasedEnsemble,
+}
+
+impl TokenModelKind {
+    pub fn id(self) -> u8 {
+        match self {
+            TokenModelKind::Bare => TOKEN_MODEL_BARE,
+            TokenModelKind::Ensemble => TOKEN_MODEL_ENSEMBLE,
+            TokenModelKind::BiasedEnsemble => TOKEN_MODEL_BIASED_ENSEMBLE,
+        }
+    }
+
+    pub fn from_id(id: u8) -> Option<Self> {
+        match id {
+            TOKEN_MODEL_BARE => Some(TokenModelKind::Bare),
+            TOKEN_MODEL_ENSEMBLE => Some(TokenModelKind::Ensemble),
+            TOKEN_MODEL_BIASED_ENSEMBLE => Some(TokenModelKind::BiasedEnsemble),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenModelKind::Bare => write!(f, "LLM softmax alone (id 0)"),
+            TokenModelKind::Ensemble => {
+                write!(f, "LLM + match model + token n-grams 1-3, mixed (id 1)")
+            }
+            TokenModelKind::BiasedEnsemble => write!(
+                f,
+                "LLM with a learned per-token bias + match model + token n-grams 1-3, mixed (id 2)"
+            ),
         }
     }
 }
@@ -196,7 +248,7 @@ impl Header {
             (1, BYTE_MODEL_ORDER2) => ByteModelKind::Order2,
             (2.., BYTE_MODEL_CM) => {
                 let max_table_bits = r.u8()?;
-                if !(cm::MIN_TABLE_BITS..=cm::MAX_TABLE_BITS).contains(&max_table_bits) {
+                if !(MIN_TABLE_BITS..=MAX_TABLE_BITS).contains(&max_table_bits) {
                     return Err(Error::Corrupt(format!(
                         "byte model table size 2^{max_table_bits} out of range"
                     )));
@@ -264,7 +316,7 @@ impl Header {
 }
 
 /// Reads a header from the start of a stream; returns it with its bytes.
-pub fn read_from(r: &mut dyn std::io::Read) -> Result<(Header, Vec<u8>)> {
+pub fn read_header(r: &mut dyn std::io::Read) -> Result<(Header, Vec<u8>)> {
     let mut b = vec![0u8; 16];
     let got = read_full(r, &mut b)?;
     if got < 16 {

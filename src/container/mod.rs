@@ -2,14 +2,27 @@
 //! version 3 on), trailing index and footer. `formats/NZIP.md` is the specification; this
 //! module is its only reader and writer.
 
+// Every field's bytes are read and written in these files and nowhere else; the rest of the
+// crate sees the types below.
 pub mod frame;
-pub mod header;
-pub mod index;
+mod header;
+mod index;
 mod reader;
-pub mod stream;
+mod schedule;
+mod segment_table;
+mod stream;
+mod varint;
+mod writer;
 
-pub use header::{Header, ModelSection};
+pub use header::{
+    read_header, ByteModelKind, Header, ModelSection, TokenModelKind, MAX_TABLE_BITS,
+    MIN_TABLE_BITS, OLDEST_VERSION, VERSION,
+};
 pub use index::{ChunkEntry, ChunkKind, Index};
+pub use schedule::{Schedule, MAX_CONTEXT, MAX_SEQS, MAX_WINDOW};
+pub use segment_table::{read_segment_table, write_segment_table, SegmentEntry};
+pub use stream::StreamReader;
+pub use writer::{ArchiveWriter, CodedChunk};
 
 use crate::error::{Error, Result};
 

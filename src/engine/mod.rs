@@ -15,7 +15,7 @@ pub mod weights;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::chunk::Schedule;
+use crate::container::Schedule;
 use crate::predict::llama::ChunkDriver;
 
 /// The numerics identity an archive records for this engine: the arithmetic formats/NZIP.md

@@ -12,7 +12,7 @@ use super::numerics::{
 };
 use super::weights::{load_vector, Matrix};
 use super::ModelError;
-use crate::chunk::Schedule;
+use crate::container::Schedule;
 use rayon::prelude::*;
 
 /// Attention weights are rounded to integers of this many fractional bits (the largest, e^0,

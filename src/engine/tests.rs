@@ -4,7 +4,7 @@
 use super::gguf::Gguf;
 use super::kernels::Kernel;
 use super::model::{Group, Model};
-use crate::chunk::Schedule;
+use crate::container::Schedule;
 
 /// splitmix64: a seeded generator for the synthetic weights.
 struct Seeded(u64);

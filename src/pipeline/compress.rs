@@ -12,14 +12,16 @@ use rayon::prelude::*;
 
 use super::workers::{RunnerSlot, Workers};
 use super::{thread_pool, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
-use crate::chunk::{self, next_cut, Schedule};
-use crate::codec;
+use crate::chunk::{self, ChunkReader};
 use crate::codec::encode::{ChunkEncoder, CHECKPOINT};
-use crate::container::header::{read_full, ByteModelKind, VERSION};
-use crate::container::{frame, ChunkEntry, ChunkKind, Header, Index, ModelSection};
+use crate::container::Schedule;
+use crate::container::TokenModelKind;
+use crate::container::{
+    write_segment_table, ArchiveWriter, ByteModelKind, ChunkEntry, ChunkKind, CodedChunk, Header,
+    ModelSection, VERSION,
+};
 use crate::error::{Error, Result};
 use crate::models;
-use crate::predict::ensemble::TokenModelKind;
 use crate::predict::llama::{ChunkDriver, Placement};
 use crate::token::{segment_chunk, Segment, Vocabulary};
 
@@ -80,19 +82,19 @@ pub fn compress_stream(
                 break;
             }
             let counter = AtomicU64::new(done);
-            let coded: Vec<(ChunkEntry, Vec<u8>)> = pool.install(|| {
+            let coded: Vec<CodedChunk> = pool.install(|| {
                 group
                     .par_iter()
                     .map(|bytes| {
                         let coded = code_without_llm(bytes, byte_model, ZSTD_LEVEL_FAST)?;
                         let n = bytes.len() as u64;
                         progress(counter.fetch_add(n, Ordering::Relaxed) + n);
-                        Ok((coded.entry, coded.payload))
+                        Ok(coded.chunk)
                     })
                     .collect::<Result<_>>()
             })?;
             done += group.iter().map(|c| c.len() as u64).sum::<u64>();
-            writer.write_chunks(coded, chunks.at_end()?, false)?;
+            writer.write_chunks(coded, chunks.at_end()?)?;
         }
         return finish(writer, size, done);
     }
@@ -125,7 +127,7 @@ pub fn compress_stream(
         }
         e => e,
     })?;
-    writer.model = Some(ModelSection {
+    writer.set_model(ModelSection {
         name: model_file.name.clone(),
         size: model_file.size,
         sha256: model_file.sha256,
@@ -133,7 +135,7 @@ pub fn compress_stream(
         n_vocab: lm.n_vocab() as u32,
         schedule,
         token_model: opts.token_model,
-    });
+    })?;
     let vocab = pool.install(|| Vocabulary::new(lm));
     let mut runners = workers.runners(schedule);
     loop {
@@ -184,7 +186,7 @@ pub fn compress_stream(
         let n = coded.len();
         for (k, (group_bytes, coded)) in coded.into_iter().enumerate() {
             done += group_bytes;
-            writer.write_chunks(coded, at_end && k + 1 == n, true)?;
+            writer.write_chunks(coded, at_end && k + 1 == n)?;
         }
         progress(done);
     }
@@ -204,137 +206,6 @@ fn finish(writer: ArchiveWriter<'_>, size: Option<u64>, read: u64) -> Result<Com
     })
 }
 
-/// Reads the input and cuts it into chunks exactly where [`crate::chunk::plan_chunks`] would
-/// on the whole input, holding only the chunks asked for and one chunk's lookahead.
-struct ChunkReader<'r> {
-    input: &'r mut (dyn Read + Send),
-    target: usize,
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-impl<'r> ChunkReader<'r> {
-    fn new(input: &'r mut (dyn Read + Send), target: usize) -> Self {
-        Self {
-            input,
-            target: target.max(1),
-            buf: Vec::new(),
-            eof: false,
-        }
-    }
-
-    /// Up to `n` next chunks; fewer only at the end of the input.
-    fn next_chunks(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
-        let mut chunks = Vec::with_capacity(n);
-        while chunks.len() < n {
-            self.fill(self.target + 1)?;
-            if self.buf.is_empty() {
-                break;
-            }
-            let len = next_cut(&self.buf, self.target);
-            let rest = self.buf.split_off(len);
-            chunks.push(std::mem::replace(&mut self.buf, rest));
-        }
-        Ok(chunks)
-    }
-
-    /// Whether everything has been handed out.
-    fn at_end(&mut self) -> Result<bool> {
-        self.fill(1)?;
-        Ok(self.buf.is_empty())
-    }
-
-    /// Reads until the buffer holds `want` bytes or the input ends.
-    fn fill(&mut self, want: usize) -> Result<()> {
-        while !self.eof && self.buf.len() < want {
-            let have = self.buf.len();
-            let room = (want - have).max(64 << 10);
-            self.buf.resize(have + room, 0);
-            let got = read_full(self.input, &mut self.buf[have..])?;
-            self.buf.truncate(have + got);
-            self.eof = got < room;
-        }
-        Ok(())
-    }
-}
-
-/// Writes the archive as chunks come: the header before the first chunk, then each chunk's
-/// frame header and payload, then the index and footer.
-struct ArchiveWriter<'w> {
-    out: &'w mut (dyn Write + Send),
-    header: Header,
-    /// The model section, for an LLM run; whether it goes into the header is decided with the
-    /// first group (see [`ArchiveWriter::write_chunks`]).
-    model: Option<ModelSection>,
-    header_written: bool,
-    entries: Vec<ChunkEntry>,
-    written: u64,
-}
-
-impl<'w> ArchiveWriter<'w> {
-    fn new(out: &'w mut (dyn Write + Send), header: Header) -> Self {
-        Self {
-            out,
-            header,
-            model: None,
-            header_written: false,
-            entries: Vec::new(),
-            written: 0,
-        }
-    }
-
-    /// Writes a group's chunks. The header goes out with the first group: when that group is
-    /// the whole input the model section is written only if a chunk kept its tokens (so such
-    /// an archive decodes without the model); otherwise an LLM run always writes it, since
-    /// later groups may need it.
-    fn write_chunks(
-        &mut self,
-        coded: Vec<(ChunkEntry, Vec<u8>)>,
-        last: bool,
-        llm: bool,
-    ) -> Result<()> {
-        if !self.header_written {
-            let tokens = coded.iter().any(|(e, _)| e.tokens > 0);
-            if llm && (tokens || !last) {
-                self.header.model = self.model.clone();
-            }
-            let header = self.header.to_bytes();
-            self.put(&header)?;
-            self.header_written = true;
-        }
-        for (entry, payload) in coded {
-            if entry.tokens > 0 && self.header.model.is_none() {
-                return Err(Error::Internal("LLM chunk without a model section".into()));
-            }
-            self.put(&frame::header(&entry, &payload))?;
-            self.put(&payload)?;
-            self.entries.push(entry);
-        }
-        Ok(())
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes)?;
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Writes the index and footer (and the header, for an empty input); returns the
-    /// archive's size.
-    fn finish(mut self) -> Result<u64> {
-        if !self.header_written {
-            self.write_chunks(Vec::new(), true, false)?;
-        }
-        let index = Index {
-            chunks: std::mem::take(&mut self.entries),
-        };
-        let tail = index.to_bytes(self.written);
-        self.put(&tail)?;
-        self.out.flush()?;
-        Ok(self.written)
-    }
-}
-
 fn token_count(segments: &[Segment]) -> u64 {
     segments
         .iter()
@@ -347,8 +218,7 @@ fn token_count(segments: &[Segment]) -> u64 {
 
 /// A chunk's best coding without the LLM, and the byte model's cost curve over it.
 struct WithoutLlm {
-    entry: ChunkEntry,
-    payload: Vec<u8>,
+    chunk: CodedChunk,
     /// Approximate bits the byte model spent on the first `(k + 1) * CHECKPOINT` bytes
     /// (empty when the byte model was not run).
     byte_model_cost: Vec<f64>,
@@ -398,7 +268,7 @@ fn code_without_llm(
     if !trivial {
         let segments = [Segment::Raw { len: bytes.len() }];
         let mut modelled = Vec::new();
-        codec::write_segment_table(&segments, &mut modelled);
+        write_segment_table(segments.iter().map(Segment::entry), &mut modelled);
         let (stream, cost) =
             ChunkEncoder::new(bytes, &segments, byte_model, TokenModelKind::Bare).finish()?;
         modelled.extend(stream);
@@ -418,8 +288,10 @@ fn code_without_llm(
         }
     }
     Ok(WithoutLlm {
-        entry: best.0,
-        payload: best.1.unwrap_or_else(|| bytes.to_vec()),
+        chunk: CodedChunk {
+            entry: best.0,
+            payload: best.1.unwrap_or_else(|| bytes.to_vec()),
+        },
         byte_model_cost,
         trivial,
     })
@@ -447,7 +319,7 @@ fn encode_group(
     always_llm: bool,
     runner: &mut RunnerSlot<'_>,
     progress: &dyn Fn(f64),
-) -> Result<Vec<(ChunkEntry, Vec<u8>)>> {
+) -> Result<Vec<CodedChunk>> {
     let without_llm: Vec<WithoutLlm> = group
         .par_iter()
         .map(|bytes| code_without_llm(bytes, byte_model, ZSTD_LEVEL))
@@ -515,16 +387,16 @@ fn encode_group(
         for (i, stream) in streams.into_iter().enumerate() {
             let fallback = &without_llm[i];
             let Some(stream) = stream else {
-                out.push((fallback.entry.clone(), fallback.payload.clone()));
+                out.push(fallback.chunk.clone());
                 continue;
             };
             let mut payload = Vec::with_capacity(stream.len() + 16);
-            codec::write_segment_table(&segments[i], &mut payload);
+            write_segment_table(segments[i].iter().map(Segment::entry), &mut payload);
             payload.extend_from_slice(&stream);
-            if !always_llm && payload.len() as u64 >= fallback.entry.payload_len {
+            if !always_llm && payload.len() as u64 >= fallback.chunk.entry.payload_len {
                 llm_off[i] = true;
                 rerun = true;
-                out.push((fallback.entry.clone(), fallback.payload.clone()));
+                out.push(fallback.chunk.clone());
                 continue;
             }
             let raw_bytes = segments[i]
@@ -532,17 +404,17 @@ fn encode_group(
                 .filter(|s| matches!(s, Segment::Raw { .. }))
                 .map(|s| s.len() as u64)
                 .sum();
-            out.push((
-                ChunkEntry {
+            out.push(CodedChunk {
+                entry: ChunkEntry {
                     kind: ChunkKind::Modelled,
                     len: group[i].len() as u64,
                     tokens: n_tokens[i],
                     raw_bytes,
                     payload_len: payload.len() as u64,
-                    crc32: fallback.entry.crc32,
+                    crc32: fallback.chunk.entry.crc32,
                 },
                 payload,
-            ));
+            });
         }
         if !rerun {
             return Ok(out);

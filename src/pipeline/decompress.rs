@@ -12,15 +12,16 @@ use rayon::prelude::*;
 
 use super::workers::{RunnerSlot, Workers};
 use super::{thread_pool, DecompressOptions};
-use crate::codec::{self, decode::ChunkDecoder};
-use crate::container::header::{read_from, ByteModelKind};
-use crate::container::stream::StreamReader;
-use crate::container::{Archive, ChunkEntry, ChunkKind, Header, ModelSection};
+use crate::codec::decode::ChunkDecoder;
+use crate::container::StreamReader;
+use crate::container::{
+    self, Archive, ChunkEntry, ChunkKind, Header, ModelSection, TokenModelKind,
+};
+use crate::container::{read_header, ByteModelKind};
 use crate::error::{Error, Result};
 use crate::models;
-use crate::predict::ensemble::TokenModelKind;
 use crate::predict::llama::{ChunkDriver, DeviceChoice, Placement};
-use crate::token::{NoTokenizer, Tokenizer, Vocabulary};
+use crate::token::Vocabulary;
 
 /// Decompresses a whole archive in memory, writing the original bytes to `out` chunk by
 /// chunk after each chunk's CRC32 has been checked. `progress` receives bytes done so far.
@@ -117,7 +118,7 @@ pub fn decompress_stream(
     out: &mut (dyn Write + Send),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    let (header, header_bytes) = read_from(input)?;
+    let (header, header_bytes) = read_header(input)?;
     if !header.framed() {
         let mut archive = header_bytes;
         input.read_to_end(&mut archive)?;
@@ -316,7 +317,7 @@ impl<'h> GroupDecoder<'h> {
             let needed = needed(&group, sink);
             let decoded = self
                 .pool
-                .install(|| self.decode(&mut group, &needed, &NoTokenizer, None))?;
+                .install(|| self.decode(&mut group, &needed, &Vocabulary::empty(), None))?;
             write(group, &needed, decoded, sink)?;
         }
         if groups.peek().is_none() {
@@ -398,11 +399,11 @@ impl<'h> GroupDecoder<'h> {
 
     /// Decodes one group's chunks (those with tokens, and the others where `needed`); the
     /// payloads are used up.
-    fn decode<T: Tokenizer>(
+    fn decode(
         &self,
         batch: &mut Batch<'_>,
         needed: &[bool],
-        tokenizer: &T,
+        vocab: &Vocabulary,
         runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
     ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
         decode_group(
@@ -410,7 +411,7 @@ impl<'h> GroupDecoder<'h> {
             &batch.entries,
             std::mem::take(&mut batch.payloads),
             needed,
-            tokenizer,
+            vocab,
             runner,
             Settings {
                 byte_model: self.byte_model,
@@ -508,7 +509,7 @@ fn decode_without_llm(
             index,
             entry,
             payload,
-            &NoTokenizer,
+            &Vocabulary::empty(),
             byte_model,
             TokenModelKind::Bare,
         )?
@@ -517,19 +518,19 @@ fn decode_without_llm(
 }
 
 /// A modelled chunk's decoder, its segment table checked against the index.
-fn chunk_decoder<'a, T: Tokenizer>(
+fn chunk_decoder<'a>(
     index: usize,
     entry: &ChunkEntry,
     payload: &'a [u8],
-    tokenizer: &'a T,
+    vocab: &'a Vocabulary<'a>,
     byte_model: ByteModelKind,
     token_model: TokenModelKind,
-) -> Result<ChunkDecoder<'a, T>> {
+) -> Result<ChunkDecoder<'a>> {
     let (segments, used) =
-        codec::read_segment_table(payload, index, entry.len, entry.tokens, entry.raw_bytes)?;
+        container::read_segment_table(payload, index, entry.len, entry.tokens, entry.raw_bytes)?;
     ChunkDecoder::new(
         index,
-        tokenizer,
+        vocab,
         segments,
         &payload[used..],
         entry.len as usize,
@@ -569,14 +570,14 @@ struct Settings {
 /// A chunk in a lockstep group being decoded. A chunk whose stream turns out damaged keeps
 /// its place in the schedule with a stand-in token, so the group's other chunks still see the
 /// batches the encoder made (each sequence's logits depend on its own tokens only).
-enum GroupMember<'a, T: Tokenizer> {
-    Decoding(Box<ChunkDecoder<'a, T>>),
+enum GroupMember<'a> {
+    Decoding(Box<ChunkDecoder<'a>>),
     Failed(Error),
     /// No tokens: decoded on its own, outside the run.
     Outside,
 }
 
-impl<T: Tokenizer> ChunkDriver for GroupMember<'_, T> {
+impl ChunkDriver for GroupMember<'_> {
     fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
         match self {
             GroupMember::Decoding(d) => match d.next_token(logits) {
@@ -598,12 +599,12 @@ impl<T: Tokenizer> ChunkDriver for GroupMember<'_, T> {
 /// decoders, byte models included, live for the whole run; the schedule needs all of them);
 /// the other chunks are decoded on their own, in parallel, where `needed`. A damaged chunk
 /// stops the group unless `keep_going`; either way it is reported in its own slot.
-fn decode_group<T: Tokenizer>(
+fn decode_group(
     first: usize,
     entries: &[ChunkEntry],
     payloads: Vec<Result<Cow<'_, [u8]>>>,
     needed: &[bool],
-    tokenizer: &T,
+    vocab: &Vocabulary,
     runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
     settings: Settings,
 ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
@@ -628,7 +629,7 @@ fn decode_group<T: Tokenizer>(
         }
     }
     let payloads = readable;
-    let mut members: Vec<GroupMember<'_, T>> = entries
+    let mut members: Vec<GroupMember<'_>> = entries
         .iter()
         .enumerate()
         .map(|(i, entry)| {
@@ -637,7 +638,7 @@ fn decode_group<T: Tokenizer>(
             }
             match (&payloads[i], unreadable[i].take()) {
                 (Some(p), _) => {
-                    match chunk_decoder(first + i, entry, p, tokenizer, byte_model, token_model) {
+                    match chunk_decoder(first + i, entry, p, vocab, byte_model, token_model) {
                         Ok(d) => GroupMember::Decoding(Box::new(d)),
                         Err(e) => GroupMember::Failed(e),
                     }

@@ -10,9 +10,9 @@ mod workers;
 pub use compress::{compress, compress_stream, CompressStats};
 pub use decompress::{decompress, decompress_range, decompress_stream};
 
+use crate::container::TokenModelKind;
 use crate::error::{Error, Result};
 use crate::models::{self, FetchPolicy};
-use crate::predict::ensemble::TokenModelKind;
 use crate::predict::llama::DeviceChoice;
 
 /// Target chunk size. Every chunk starts cold (no context), which costs bits: on alice29.txt

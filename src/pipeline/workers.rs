@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::chunk::Schedule;
+use crate::container::Schedule;
 use crate::error::{Error, Result};
 use crate::predict::llama::{GroupRunner, LanguageModel, Placement};
 

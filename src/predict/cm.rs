@@ -14,10 +14,9 @@
 //! same probabilities on every machine. Changing any constant here changes the coded stream:
 //! such a change needs a new byte-model identifier in the container.
 
-/// log2 of the slots in each hashed context table; the container records it.
-pub const DEFAULT_TABLE_BITS: u8 = 18;
-pub const MIN_TABLE_BITS: u8 = 10;
-pub const MAX_TABLE_BITS: u8 = 20;
+/// log2 of the slots in each hashed context table: the container records the largest a chunk
+/// may use, within these bounds.
+pub use crate::container::{MAX_TABLE_BITS, MIN_TABLE_BITS};
 
 /// Table size for a chunk with `raw_bytes` bytes to model: about one slot per four bytes
 /// (each byte touches two slots per table, many of them shared), within the archive's maximum.
@@ -28,9 +27,6 @@ pub fn table_bits_for(raw_bytes: u64, max_table_bits: u8) -> u8 {
         max_table_bits.clamp(MIN_TABLE_BITS, MAX_TABLE_BITS),
     )
 }
-
-/// Probability scale of [`ByteCm::p1`]: P(bit = 1) = p1 / 2^16.
-pub const P_BITS: u32 = 16;
 
 /// Hashed context tables: orders 2, 3, 4, 6, word, sparse, and two record (column) contexts.
 const N_HASHED: usize = 8;

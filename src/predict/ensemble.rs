@@ -12,61 +12,17 @@
 
 use std::collections::HashMap;
 
-use crate::coder::quantize::{
+use crate::container::TokenModelKind;
+use crate::entropy::quantize::{
     scale_weights, softmax_weights, subtract_scaled_weights, weights_to_cdf_with, Quantizer,
 };
 
-/// How the LLM's logits become the coder's CDF; recorded in the archive's model section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenModelKind {
-    /// The LLM's softmax alone (format versions 1 and 2, and id 0).
-    Bare,
-    /// The LLM mixed with the match model and token n-grams (id 1, nzip 0.3).
-    Ensemble,
-    /// As id 1, with the learned per-token bias on the LLM's logits (id 2).
-    BiasedEnsemble,
-}
-
-impl TokenModelKind {
-    pub fn id(self) -> u8 {
-        match self {
-            TokenModelKind::Bare => 0,
-            TokenModelKind::Ensemble => 1,
-            TokenModelKind::BiasedEnsemble => 2,
-        }
-    }
-
-    /// The ensemble's design, `None` for the bare softmax.
-    fn design(self) -> Option<Design> {
-        match self {
-            TokenModelKind::Bare => None,
-            TokenModelKind::Ensemble => Some(ENSEMBLE),
-            TokenModelKind::BiasedEnsemble => Some(BIASED_ENSEMBLE),
-        }
-    }
-
-    pub fn from_id(id: u8) -> Option<Self> {
-        match id {
-            0 => Some(TokenModelKind::Bare),
-            1 => Some(TokenModelKind::Ensemble),
-            2 => Some(TokenModelKind::BiasedEnsemble),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for TokenModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TokenModelKind::Bare => write!(f, "LLM softmax alone (id 0)"),
-            TokenModelKind::Ensemble => {
-                write!(f, "LLM + match model + token n-grams 1-3, mixed (id 1)")
-            }
-            TokenModelKind::BiasedEnsemble => write!(
-                f,
-                "LLM with a learned per-token bias + match model + token n-grams 1-3, mixed (id 2)"
-            ),
-        }
+/// The ensemble's design for a recorded token model, `None` for the bare softmax.
+fn design(kind: TokenModelKind) -> Option<Design> {
+    match kind {
+        TokenModelKind::Bare => None,
+        TokenModelKind::Ensemble => Some(ENSEMBLE),
+        TokenModelKind::BiasedEnsemble => Some(BIASED_ENSEMBLE),
     }
 }
 
@@ -208,7 +164,7 @@ pub struct TokenModel {
 
 impl TokenModel {
     pub fn new(kind: TokenModelKind) -> Self {
-        match kind.design() {
+        match design(kind) {
             Some(design) => Self::with_design(design),
             None => Self {
                 bare: true,

@@ -22,7 +22,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use rayon::prelude::*;
 
-use crate::chunk::Schedule;
+use crate::container::Schedule;
 use crate::error::{Error, Result};
 
 /// The llama.cpp release our pinned llama-cpp-sys-2 vendors; part of the numerics fingerprint.
@@ -272,6 +272,20 @@ pub struct LanguageModel {
     gpu: Option<Device>,
 }
 
+impl crate::token::Tokenizer for LanguageModel {
+    fn n_vocab(&self) -> usize {
+        LanguageModel::n_vocab(self)
+    }
+
+    fn token_bytes(&self, token: u32) -> Vec<u8> {
+        self.piece(token)
+    }
+
+    fn tokenize(&self, text: &str) -> Vec<u32> {
+        LanguageModel::tokenize(self, text)
+    }
+}
+
 impl LanguageModel {
     /// Loads the model for CPU inference.
     pub fn load(path: &Path) -> Result<Self> {
@@ -305,7 +319,7 @@ impl LanguageModel {
             .map_err(|e| Error::Llama(format!("loading {}: {e}", path.display())))?;
         let n_vocab = usize::try_from(model.n_vocab())
             .ok()
-            .filter(|&n| n > 1 && n <= (crate::coder::quantize::TOTAL / 2) as usize)
+            .filter(|&n| n > 1 && n <= (crate::entropy::quantize::TOTAL / 2) as usize)
             .ok_or_else(|| Error::Llama("model has an unusable vocabulary size".into()))?;
         Ok(Self {
             model,

@@ -4,7 +4,7 @@
 //! back; a run that does not come back byte for byte is bisected until the parts that do are
 //! found, and the rest is coded as raw bytes.
 
-use crate::predict::llama::LanguageModel;
+use crate::container::SegmentEntry;
 use crate::segment::{self, SpanKind, MIN_TEXT_RUN};
 
 /// A run of a chunk as it is coded.
@@ -26,64 +26,69 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The segment as the container's segment table records it.
+    pub fn entry(&self) -> SegmentEntry {
+        match self {
+            Segment::Text { len, tokens } => SegmentEntry::Text {
+                len: *len as u64,
+                tokens: tokens.len() as u64,
+            },
+            Segment::Raw { len } => SegmentEntry::Raw { len: *len as u64 },
+        }
+    }
 }
 
-/// What the segmenter needs from a tokenizer; the LLM's vocabulary in production.
+/// The tokenizer role: what an engine that supplies a model's vocabulary provides
+/// (`predict::llama` through llama.cpp). Only the encoder tokenizes; the decoder only maps
+/// tokens to their bytes.
 pub trait Tokenizer: Sync {
+    /// Tokens in the vocabulary.
+    fn n_vocab(&self) -> usize;
+    /// The bytes `token` stands for (empty for a control token).
+    fn token_bytes(&self, token: u32) -> Vec<u8>;
     fn tokenize(&self, text: &str) -> Vec<u32>;
-    /// Bytes of a token, or `None` outside the vocabulary.
-    fn piece(&self, token: u32) -> Option<&[u8]>;
 }
 
-/// The model's tokenizer with every token's bytes looked up once, so decoding a token is a
+/// A model's vocabulary with every token's bytes looked up once, so decoding a token is a
 /// table lookup and encoder and decoder share the very same table.
-pub struct Vocabulary<'m> {
-    model: &'m LanguageModel,
+pub struct Vocabulary<'t> {
+    tokenizer: Option<&'t dyn Tokenizer>,
     pieces: Vec<Box<[u8]>>,
 }
 
-impl<'m> Vocabulary<'m> {
-    pub fn new(model: &'m LanguageModel) -> Self {
-        let pieces = (0..model.n_vocab() as u32)
-            .map(|t| model.piece(t).into_boxed_slice())
+impl<'t> Vocabulary<'t> {
+    pub fn new(tokenizer: &'t dyn Tokenizer) -> Self {
+        let pieces = (0..tokenizer.n_vocab() as u32)
+            .map(|t| tokenizer.token_bytes(t).into_boxed_slice())
             .collect();
-        Self { model, pieces }
+        Self {
+            tokenizer: Some(tokenizer),
+            pieces,
+        }
     }
 
-    pub fn len(&self) -> usize {
-        self.pieces.len()
+    /// The vocabulary of an archive without LLM-coded text: no tokens at all.
+    pub fn empty() -> Vocabulary<'static> {
+        Vocabulary {
+            tokenizer: None,
+            pieces: Vec::new(),
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
-    }
-}
-
-impl Tokenizer for Vocabulary<'_> {
-    fn tokenize(&self, text: &str) -> Vec<u32> {
-        self.model.tokenize(text)
+    /// The tokens of `text` (none without a tokenizer).
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.tokenizer.map_or_else(Vec::new, |t| t.tokenize(text))
     }
 
-    fn piece(&self, token: u32) -> Option<&[u8]> {
+    /// Bytes of a token, or `None` outside the vocabulary.
+    pub fn piece(&self, token: u32) -> Option<&[u8]> {
         self.pieces.get(token as usize).map(|p| &p[..])
     }
 }
 
-/// The tokenizer of an archive without LLM-coded text: it has no tokens at all.
-pub struct NoTokenizer;
-
-impl Tokenizer for NoTokenizer {
-    fn tokenize(&self, _: &str) -> Vec<u32> {
-        Vec::new()
-    }
-
-    fn piece(&self, _: u32) -> Option<&[u8]> {
-        None
-    }
-}
-
 /// Segments of `bytes`, covering it exactly, with every text segment verified.
-pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
+pub fn segment_chunk(vocab: &Vocabulary, bytes: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
     for span in segment::split(bytes) {
         match span.kind {
@@ -102,7 +107,7 @@ pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
                     MIN_TEXT_RUN
                 };
                 let text = std::str::from_utf8(&bytes[span.range]).unwrap_or_default();
-                tokenize_verified(tokenizer, text, min_run, &mut out);
+                tokenize_verified(vocab, text, min_run, &mut out);
             }
         }
     }
@@ -111,18 +116,13 @@ pub fn segment_chunk(tokenizer: &impl Tokenizer, bytes: &[u8]) -> Vec<Segment> {
 
 /// Appends `text` as verified text segments, bisecting around what fails the round trip;
 /// pieces shorter than `min_run` bytes become raw.
-fn tokenize_verified(
-    tokenizer: &impl Tokenizer,
-    text: &str,
-    min_run: usize,
-    out: &mut Vec<Segment>,
-) {
+fn tokenize_verified(vocab: &Vocabulary, text: &str, min_run: usize, out: &mut Vec<Segment>) {
     if text.is_empty() {
         return;
     }
     if text.len() >= min_run {
-        let tokens = tokenizer.tokenize(text);
-        if round_trips(tokenizer, &tokens, text.as_bytes()) {
+        let tokens = vocab.tokenize(text);
+        if round_trips(vocab, &tokens, text.as_bytes()) {
             push(
                 out,
                 Segment::Text {
@@ -138,8 +138,8 @@ fn tokenize_verified(
         return;
     }
     let cut = split_point(text);
-    tokenize_verified(tokenizer, &text[..cut], MIN_TEXT_RUN, out);
-    tokenize_verified(tokenizer, &text[cut..], MIN_TEXT_RUN, out);
+    tokenize_verified(vocab, &text[..cut], MIN_TEXT_RUN, out);
+    tokenize_verified(vocab, &text[cut..], MIN_TEXT_RUN, out);
 }
 
 /// A character boundary near the middle, moved to just before whitespace when one is close,
@@ -160,10 +160,10 @@ fn split_point(text: &str) -> usize {
     }
 }
 
-fn round_trips(tokenizer: &impl Tokenizer, tokens: &[u32], expected: &[u8]) -> bool {
+fn round_trips(vocab: &Vocabulary, tokens: &[u32], expected: &[u8]) -> bool {
     let mut at = 0;
     for &t in tokens {
-        let Some(piece) = tokenizer.piece(t) else {
+        let Some(piece) = vocab.piece(t) else {
             return false;
         };
         if piece.is_empty() || expected.get(at..at + piece.len()) != Some(piece) {
@@ -198,24 +198,17 @@ mod tests {
 
     /// One token per byte, except that it "drops" the letter 'z', like the real tokenizer
     /// drops some control characters.
-    struct ByteTokenizer {
-        pieces: Vec<Box<[u8]>>,
-    }
-
-    impl ByteTokenizer {
-        fn new() -> Self {
-            Self {
-                pieces: (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect(),
-            }
-        }
-    }
+    struct ByteTokenizer;
 
     impl Tokenizer for ByteTokenizer {
+        fn n_vocab(&self) -> usize {
+            256
+        }
+        fn token_bytes(&self, token: u32) -> Vec<u8> {
+            vec![token as u8]
+        }
         fn tokenize(&self, text: &str) -> Vec<u32> {
             text.bytes().filter(|&b| b != b'z').map(u32::from).collect()
-        }
-        fn piece(&self, token: u32) -> Option<&[u8]> {
-            self.pieces.get(token as usize).map(|p| &p[..])
         }
     }
 
@@ -225,7 +218,7 @@ mod tests {
 
     #[test]
     fn clean_text_is_one_segment() {
-        let t = ByteTokenizer::new();
+        let t = Vocabulary::new(&ByteTokenizer);
         let segs = segment_chunk(&t, b"hello world, this is text");
         assert_eq!(segs.len(), 1);
         assert!(matches!(&segs[0], Segment::Text { len: 25, tokens } if tokens.len() == 25));
@@ -233,7 +226,7 @@ mod tests {
 
     #[test]
     fn dropped_characters_are_isolated_as_raw() {
-        let t = ByteTokenizer::new();
+        let t = Vocabulary::new(&ByteTokenizer);
         let words = "a long run of plain words, and more plain words after them. ".repeat(5);
         let text = format!("{words}then z and {words}");
         let segs = segment_chunk(&t, text.as_bytes());
@@ -256,7 +249,7 @@ mod tests {
 
     #[test]
     fn binary_and_text_mix() {
-        let t = ByteTokenizer::new();
+        let t = Vocabulary::new(&ByteTokenizer);
         let mut bytes =
             b"header text that is long enough to be worth the language model's time".to_vec();
         bytes.extend([0xff, 0x00, 0x81]);

@@ -54,14 +54,16 @@ impl DecoderModel<P> for CdfModel<'_> {
     }
 }
 
-/// A binary decision with P(1) = p1 / 2^16, as a constriction model: how the byte model's bits
+/// A binary decision with P(1) = p1 / 2^[`P_BITS`], as a constriction model: how the byte model's bits
 /// share the chunk's stream with the tokens. (Measured against a carry-less binary coder of our
 /// own on the byte model's real probabilities for enwik6: identical size, 2.9 vs 2.5 ns per bit
 /// encoding and 3.4 vs 2.9 decoding, so one coder serves both.)
 #[derive(Clone, Copy)]
 struct BitModel(u32);
 
-const BIT_PRECISION: usize = crate::predict::cm::P_BITS as usize;
+/// Bits of a binary decision's probability: P(1) = p1 / 2^P_BITS (the byte model's scale).
+pub const P_BITS: u32 = 16;
+const BIT_PRECISION: usize = P_BITS as usize;
 
 impl EntropyModel<BIT_PRECISION> for BitModel {
     type Symbol = u32;
@@ -204,7 +206,7 @@ fn invalid_code(chunk: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coder::quantize::weights_to_cdf;
+    use crate::entropy::quantize::weights_to_cdf;
 
     #[test]
     fn round_trip_under_changing_models() {
