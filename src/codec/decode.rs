@@ -1,7 +1,7 @@
 //! The decoder's side of one chunk: decodes tokens from the LLM's predictions and raw bytes
 //! from the byte model, in exactly the order the encoder coded them, rebuilding the bytes.
 
-use super::raw::RawModel;
+use super::bytes::ByteModel;
 use crate::container::ByteModelKind;
 use crate::container::SegmentEntry;
 use crate::container::TokenModelKind;
@@ -22,7 +22,7 @@ pub struct ChunkDecoder<'a> {
     segment_start: usize,
     coder: SymbolDecoder,
     token_model: TokenModel,
-    raw_model: RawModel,
+    raw_model: ByteModel,
     cdf: Vec<u32>,
     out: Vec<u8>,
 }
@@ -54,7 +54,7 @@ impl<'a> ChunkDecoder<'a> {
             segment_start: 0,
             coder: SymbolDecoder::new(stream, index)?,
             token_model: TokenModel::new(token_model),
-            raw_model: RawModel::new(byte_model, raw_bytes),
+            raw_model: ByteModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
             // A hint only: the length comes from the archive and is checked as bytes arrive.
             out: Vec::with_capacity(len.min(1 << 24)),

@@ -1,7 +1,7 @@
 //! The encoder's side of one chunk: codes its known tokens under the LLM's predictions and its
 //! raw bytes under the byte model, in the order the decoder will need them.
 
-use super::raw::RawModel;
+use super::bytes::ByteModel;
 use crate::container::ByteModelKind;
 use crate::container::TokenModelKind;
 use crate::entropy::range::SymbolEncoder;
@@ -20,7 +20,7 @@ pub struct ChunkEncoder<'a> {
     offset: usize,
     coder: SymbolEncoder,
     token_model: TokenModel,
-    raw_model: RawModel,
+    raw_model: ByteModel,
     cdf: Vec<u32>,
     /// Approximate bits spent so far, and after every [`CHECKPOINT`] bytes of raw segments
     /// (for the pipeline's choice between codings; the stream does not depend on them).
@@ -52,7 +52,7 @@ impl<'a> ChunkEncoder<'a> {
             offset: 0,
             coder: SymbolEncoder::new(),
             token_model: TokenModel::new(token_model),
-            raw_model: RawModel::new(byte_model, raw_bytes),
+            raw_model: ByteModel::new(byte_model, raw_bytes),
             cdf: Vec::new(),
             cost_bits: 0.0,
             raw_done: 0,

@@ -5,6 +5,6 @@
 //! [`encode::ChunkEncoder`] and [`decode::ChunkDecoder`] walk the segments in the same order:
 //! before each token, any raw segments that precede it; after the last token, the rest.
 
+pub mod bytes;
 pub mod decode;
 pub mod encode;
-pub mod raw;

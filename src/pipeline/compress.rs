@@ -22,7 +22,7 @@ use crate::container::{
 };
 use crate::error::{Error, Result};
 use crate::models;
-use crate::predict::llama::{ChunkDriver, Placement};
+use crate::predict::llama::Placement;
 use crate::token::{segment_chunk, Segment, Vocabulary};
 
 /// What a compression produced.
@@ -418,17 +418,6 @@ fn encode_group(
         }
         if !rerun {
             return Ok(out);
-        }
-    }
-}
-
-impl<D: ChunkDriver> ChunkDriver for Option<D> {
-    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
-        match self {
-            Some(d) => d.next_token(logits),
-            None => Err(Error::Internal(
-                "LLM step for a chunk without tokens".into(),
-            )),
         }
     }
 }

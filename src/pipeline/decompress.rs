@@ -405,7 +405,7 @@ impl<'h> GroupDecoder<'h> {
         needed: &[bool],
         vocab: &Vocabulary,
         runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
-    ) -> Result<Vec<Option<Result<Vec<u8>>>>> {
+    ) -> Result<Vec<ChunkOutcome>> {
         decode_group(
             batch.first,
             &batch.entries,
@@ -450,14 +450,18 @@ fn needed(batch: &Batch<'_>, sink: &Sink<'_>) -> Vec<bool> {
 fn write(
     batch: Batch<'_>,
     needed: &[bool],
-    decoded: Vec<Option<Result<Vec<u8>>>>,
+    decoded: Vec<ChunkOutcome>,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     let starts = starts(&batch);
-    for (i, bytes) in decoded.into_iter().enumerate() {
-        if let Some(bytes) = bytes.filter(|_| needed[i]) {
-            sink.write(batch.first + i, starts[i], &batch.entries[i], bytes)?;
-        }
+    for (i, outcome) in decoded.into_iter().enumerate() {
+        let bytes = match outcome {
+            ChunkOutcome::NotNeeded => continue,
+            _ if !needed[i] => continue,
+            ChunkOutcome::Decoded(bytes) => Ok(bytes),
+            ChunkOutcome::Failed(e) => Err(e),
+        };
+        sink.write(batch.first + i, starts[i], &batch.entries[i], bytes)?;
     }
     Ok(())
 }
@@ -558,6 +562,16 @@ fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What decoding a group did for one of its chunks.
+enum ChunkOutcome {
+    /// Outside the wanted range and not needed by the group's schedule: not decoded.
+    NotNeeded,
+    /// Its bytes, to be checked against the chunk's CRC32 before any is written.
+    Decoded(Vec<u8>),
+    /// Why it could not be decoded.
+    Failed(Error),
+}
+
 /// How a group's chunks are decoded.
 #[derive(Clone, Copy)]
 struct Settings {
@@ -607,7 +621,7 @@ fn decode_group(
     vocab: &Vocabulary,
     runner: Option<(&mut RunnerSlot<'_>, &dyn Fn(f64))>,
     settings: Settings,
-) -> Result<Vec<Option<Result<Vec<u8>>>>> {
+) -> Result<Vec<ChunkOutcome>> {
     let Settings {
         byte_model,
         token_model,
@@ -668,14 +682,18 @@ fn decode_group(
         .into_par_iter()
         .zip(unreadable)
         .enumerate()
-        .map(|(i, (member, unreadable))| match member {
-            GroupMember::Decoding(d) => Some(d.finish()),
-            GroupMember::Failed(e) => Some(Err(e)),
-            GroupMember::Outside => needed[i].then(|| match (&payloads[i], unreadable) {
-                (Some(p), _) => decode_without_llm(first + i, &entries[i], p, byte_model),
-                (None, Some(e)) => Err(e),
-                (None, None) => Err(Error::Internal("payload missing".into())),
-            }),
+        .map(|(i, (member, unreadable))| {
+            let decoded = match member {
+                GroupMember::Decoding(d) => d.finish(),
+                GroupMember::Failed(e) => Err(e),
+                GroupMember::Outside if !needed[i] => return ChunkOutcome::NotNeeded,
+                GroupMember::Outside => match (&payloads[i], unreadable) {
+                    (Some(p), _) => decode_without_llm(first + i, &entries[i], p, byte_model),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Err(Error::Internal("payload missing".into())),
+                },
+            };
+            decoded.map_or_else(ChunkOutcome::Failed, ChunkOutcome::Decoded)
         })
         .collect())
 }

@@ -251,9 +251,9 @@ impl Mixer {
     }
 }
 
-/// The byte predictor. Feed it bits with [`ByteCm::update`]; [`ByteCm::p1`] is always the
+/// The byte predictor. Feed it bits with [`ContextMixingModel::update`]; [`ContextMixingModel::p1`] is always the
 /// probability that the next bit is 1.
-pub struct ByteCm {
+pub struct ContextMixingModel {
     history: Vec<u8>,
     /// Bits of the current byte so far, behind a leading 1 (1 at a byte boundary).
     c0: u32,
@@ -290,7 +290,7 @@ pub struct ByteCm {
     p16: u32,
 }
 
-impl ByteCm {
+impl ContextMixingModel {
     /// A fresh model whose hashed tables have `2^table_bits` slots each (64 bytes per slot).
     pub fn new(table_bits: u8) -> Self {
         let bits = table_bits.clamp(MIN_TABLE_BITS, MAX_TABLE_BITS);
@@ -627,7 +627,7 @@ mod tests {
 
     /// Ideal code length of `data` under the model, in bits.
     fn cost_bits(data: &[u8], table_bits: u8) -> f64 {
-        let mut cm = ByteCm::new(table_bits);
+        let mut cm = ContextMixingModel::new(table_bits);
         let mut bits = 0.0;
         for &b in data {
             for k in (0..8).rev() {
@@ -690,8 +690,8 @@ mod tests {
     #[test]
     fn identical_inputs_give_identical_probabilities() {
         let data = b"abracadabra, abracadabra!\x00\x01\x02";
-        let mut a = ByteCm::new(10);
-        let mut b = ByteCm::new(10);
+        let mut a = ContextMixingModel::new(10);
+        let mut b = ContextMixingModel::new(10);
         for &byte in data.iter().cycle().take(3000) {
             for k in (0..8).rev() {
                 assert_eq!(a.p1(), b.p1());

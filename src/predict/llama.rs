@@ -100,6 +100,19 @@ pub trait ChunkDriver: Send {
     fn next_token(&mut self, logits: &[f32]) -> Result<u32>;
 }
 
+/// A group slot without a driver: a chunk of the group that codes no tokens, which the
+/// schedule never steps.
+impl<D: ChunkDriver> ChunkDriver for Option<D> {
+    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
+        match self {
+            Some(d) => d.next_token(logits),
+            None => Err(Error::Internal(
+                "LLM step for a chunk without tokens".into(),
+            )),
+        }
+    }
+}
+
 /// A compute device llama.cpp can run the model on, as this build sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -246,13 +259,6 @@ impl Placement {
             gpus,
             per_gpu: workers,
         })
-    }
-
-    pub fn workers(&self) -> usize {
-        match self {
-            Placement::Cpu { workers } => *workers,
-            Placement::Gpus { gpus, per_gpu } => gpus.len() * per_gpu,
-        }
     }
 
     /// The numerics every worker computes with.

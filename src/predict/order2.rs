@@ -1,9 +1,9 @@
-//! Adaptive byte model for raw-byte segments: order-0, order-1 and hashed order-2 counts
-//! blended into one integer distribution over 256 byte values.
+//! The byte model of format version 1 (byte model id 1), kept so that version-1 archives still
+//! decode: order-0, order-1 and hashed order-2 counts blended into one integer distribution
+//! over 256 byte values. Version 2 replaced it with context mixing (`predict::cm`).
 //!
-//! Deliberately simple (a later version replaces it with context mixing); integer-only, so
-//! encoder and decoder agree on every machine. Its context is the chunk's previous two bytes,
-//! text bytes included.
+//! Integer-only, so encoder and decoder agree on every machine. Its context is the chunk's
+//! previous two bytes, text bytes included.
 
 /// Hashed order-2 contexts (each holds 256 counts).
 const ORDER2_CONTEXTS: usize = 1 << 12;
@@ -17,7 +17,7 @@ const BASE_WEIGHT: u64 = 1;
 /// Count added per occurrence.
 const INCREMENT: u16 = 2;
 
-pub struct ByteModel {
+pub struct Order2Model {
     order0: Vec<u16>,
     order1: Vec<u16>,
     order2: Vec<u16>,
@@ -26,13 +26,13 @@ pub struct ByteModel {
     weights: Vec<u64>,
 }
 
-impl Default for ByteModel {
+impl Default for Order2Model {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ByteModel {
+impl Order2Model {
     pub fn new() -> Self {
         Self {
             order0: vec![0; 256],
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn learns_a_repeating_pattern() {
-        let mut m = ByteModel::new();
+        let mut m = Order2Model::new();
         let pattern = b"abcabcabc";
         for _ in 0..50 {
             for &b in pattern {

@@ -10,8 +10,8 @@ use crate::container::ByteModelKind;
 use crate::entropy::quantize::weights_to_cdf;
 use crate::entropy::range::{SymbolDecoder, SymbolEncoder};
 use crate::error::Result;
-use crate::predict::bytes::ByteModel;
-use crate::predict::cm::{self, ByteCm};
+use crate::predict::cm::{self, ContextMixingModel};
+use crate::predict::order2::Order2Model;
 
 /// -log2(p / 4096) for p = 0..=4096 (p = 0 priced as p = 1): the cost of a coded bit, to
 /// 12 bits of its probability.
@@ -26,27 +26,27 @@ fn bit_costs() -> &'static [f32; 4097] {
     })
 }
 
-pub enum RawModel {
+pub enum ByteModel {
     Order2 {
-        model: ByteModel,
+        model: Order2Model,
         cdf: Vec<u32>,
     },
-    ContextMixing(Box<ByteCm>),
+    ContextMixing(Box<ContextMixingModel>),
     /// A chunk without raw bytes needs no model.
     Unused,
 }
 
-impl RawModel {
+impl ByteModel {
     /// The model for a chunk with `raw_bytes` raw bytes.
     pub fn new(kind: ByteModelKind, raw_bytes: u64) -> Self {
         match kind {
-            _ if raw_bytes == 0 => RawModel::Unused,
-            ByteModelKind::Order2 => RawModel::Order2 {
-                model: ByteModel::new(),
+            _ if raw_bytes == 0 => ByteModel::Unused,
+            ByteModelKind::Order2 => ByteModel::Order2 {
+                model: Order2Model::new(),
                 cdf: Vec::new(),
             },
-            ByteModelKind::ContextMixing { max_table_bits } => RawModel::ContextMixing(Box::new(
-                ByteCm::new(cm::table_bits_for(raw_bytes, max_table_bits)),
+            ByteModelKind::ContextMixing { max_table_bits } => ByteModel::ContextMixing(Box::new(
+                ContextMixingModel::new(cm::table_bits_for(raw_bytes, max_table_bits)),
             )),
         }
     }
@@ -56,12 +56,12 @@ impl RawModel {
     pub fn encode(&mut self, byte: u8, coder: &mut SymbolEncoder) -> Result<f64> {
         let mut cost = 0.0;
         match self {
-            RawModel::Order2 { model, cdf } => {
+            ByteModel::Order2 { model, cdf } => {
                 weights_to_cdf(model.predict(), cdf);
                 coder.encode(usize::from(byte), cdf)?;
                 model.update(byte);
             }
-            RawModel::ContextMixing(cm) => {
+            ByteModel::ContextMixing(cm) => {
                 let costs = bit_costs();
                 for k in (0..8).rev() {
                     let bit = u32::from(byte >> k) & 1;
@@ -72,7 +72,7 @@ impl RawModel {
                     cm.update(bit);
                 }
             }
-            RawModel::Unused => {
+            ByteModel::Unused => {
                 return Err(crate::Error::Internal(
                     "raw byte in a chunk without any".into(),
                 ))
@@ -83,13 +83,13 @@ impl RawModel {
 
     pub fn decode(&mut self, coder: &mut SymbolDecoder, chunk: usize) -> Result<u8> {
         match self {
-            RawModel::Order2 { model, cdf } => {
+            ByteModel::Order2 { model, cdf } => {
                 weights_to_cdf(model.predict(), cdf);
                 let b = coder.decode(cdf, chunk)? as u8;
                 model.update(b);
                 Ok(b)
             }
-            RawModel::ContextMixing(cm) => {
+            ByteModel::ContextMixing(cm) => {
                 let mut byte = 0u32;
                 for _ in 0..8 {
                     let bit = coder.decode_bit(cm.p1(), chunk)?;
@@ -98,7 +98,7 @@ impl RawModel {
                 }
                 Ok(byte as u8)
             }
-            RawModel::Unused => Err(crate::Error::Corrupt(format!(
+            ByteModel::Unused => Err(crate::Error::Corrupt(format!(
                 "chunk {chunk}: raw bytes beyond the index's count"
             ))),
         }
@@ -106,7 +106,7 @@ impl RawModel {
 
     /// A text byte went by (coded by the LLM): only the version-1 model follows it.
     pub fn observe_text(&mut self, byte: u8) {
-        if let RawModel::Order2 { model, .. } = self {
+        if let ByteModel::Order2 { model, .. } = self {
             model.observe(byte);
         }
     }
