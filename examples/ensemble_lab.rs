@@ -36,7 +36,7 @@ struct Recorder<W: Write> {
 impl<W: Write + Send> ChunkDriver for Recorder<W> {
     fn next_token(&mut self, logits: &[f32]) -> nzip::Result<u32> {
         let bytes: Vec<u8> = logits.iter().flat_map(|l| l.to_le_bytes()).collect();
-        self.out.write_all(&bytes)?;
+        self.out.write_all(&bytes).map_err(nzip::Error::Write)?;
         self.at += 1;
         Ok(self.tokens[self.at - 1])
     }
@@ -59,7 +59,10 @@ fn text_tokens(vocab: &Vocabulary, data: &[u8]) -> (Vec<u32>, usize) {
 }
 
 /// The default model and the schedule of a lone chunk with nzip's default window.
-fn load_default() -> nzip::Result<(LanguageModel, Schedule)> {
+/// The lab's errors: the library's, and files it reads and writes itself.
+type LabResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn load_default() -> LabResult<(LanguageModel, Schedule)> {
     let file = models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?;
     let lm = LanguageModel::load(&file.path)?;
     let schedule = Schedule {
@@ -72,7 +75,7 @@ fn load_default() -> nzip::Result<(LanguageModel, Schedule)> {
     Ok((lm, schedule))
 }
 
-fn record(input: &str, output: &str) -> nzip::Result<()> {
+fn record(input: &str, output: &str) -> LabResult<()> {
     let data = std::fs::read(input)?;
     let (lm, schedule) = load_default()?;
     let (tokens, text_bytes) = text_tokens(&Vocabulary::new(&lm), &data);
@@ -109,12 +112,12 @@ fn read_u64(r: &mut impl Read) -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
-fn score(input: &str, designs: &[String]) -> nzip::Result<()> {
+fn score(input: &str, designs: &[String]) -> LabResult<()> {
     let mut r = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(input)?);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
     if &magic != MAGIC {
-        return Err(nzip::Error::Usage(format!("{input}: not a logits file")));
+        return Err(format!("{input}: not a logits file").into());
     }
     let text_bytes = read_u64(&mut r)?;
     let n_tokens = read_u64(&mut r)? as usize;
@@ -137,7 +140,9 @@ fn score(input: &str, designs: &[String]) -> nzip::Result<()> {
         ),
     ];
     for d in designs {
-        let design: Design = d.parse().map_err(|e: String| nzip::Error::Usage(e))?;
+        let design: Design = d
+            .parse()
+            .map_err(|e: String| nzip::Error::InvalidOption(e))?;
         models.push((d.clone(), TokenModel::with_design(design)));
     }
     let mut bits = vec![0.0f64; models.len()];
@@ -210,7 +215,7 @@ impl ChunkDriver for Scorer {
 }
 
 /// Bytes that `tool args` makes of `data`.
-fn tool_size(tool: &str, args: &[&str], data: &[u8]) -> nzip::Result<usize> {
+fn tool_size(tool: &str, args: &[&str], data: &[u8]) -> LabResult<usize> {
     use std::process::{Command, Stdio};
     let mut child = Command::new(tool)
         .args(args)
@@ -225,7 +230,7 @@ fn tool_size(tool: &str, args: &[&str], data: &[u8]) -> nzip::Result<usize> {
     Ok(out.stdout.len())
 }
 
-fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
+fn ablate(files: &[String], limit: usize) -> LabResult<()> {
     let (lm, schedule) = load_default()?;
     let vocab = Vocabulary::new(&lm);
     let threads = nzip::pipeline::default_threads();
@@ -256,7 +261,7 @@ fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
                 d => d
                     .parse()
                     .map(TokenModel::with_design)
-                    .map_err(nzip::Error::Usage),
+                    .map_err(nzip::Error::InvalidOption),
             })
             .collect::<nzip::Result<_>>()?;
         let n = models.len();
@@ -320,18 +325,18 @@ fn ablate(files: &[String], limit: usize) -> nzip::Result<()> {
     Ok(())
 }
 
-fn main() -> nzip::Result<()> {
+fn main() -> LabResult<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("record") if args.len() == 4 => record(&args[2], &args[3]),
         Some("score") if args.len() >= 3 => score(&args[2], &args[3..]),
         Some("ablate") if args.len() >= 4 => match args[2].parse() {
             Ok(limit) => ablate(&args[3..], limit),
-            Err(_) => Err(nzip::Error::Usage(format!("{}: not a byte count", args[2]))),
+            Err(_) => Err(format!("{}: not a byte count", args[2]).into()),
         },
-        _ => Err(nzip::Error::Usage(
+        _ => Err(
             "ensemble_lab record FILE LOGITS | score LOGITS [DESIGN...] | ablate BYTES FILE..."
                 .into(),
-        )),
+        ),
     }
 }

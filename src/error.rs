@@ -14,39 +14,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("{0}")]
-    IoOther(#[from] std::io::Error),
+    /// Reading the input (to compress) or the archive (to decompress) failed.
+    #[error("read failed: {0}")]
+    Read(std::io::Error),
 
-    #[error("not an nzip archive (bad magic number)")]
-    NotNzip,
+    /// Writing the archive or the decoded bytes failed.
+    #[error("write failed: {0}")]
+    Write(std::io::Error),
 
-    #[error("truncated archive: {0}")]
-    Truncated(String),
+    /// The archive breaks a rule of the format (`formats/NZIP.md`).
+    #[error(transparent)]
+    Format(#[from] FormatError),
 
-    #[error(
-        "unsupported archive format version {found} (this nzip reads versions {oldest} to \
-         {newest}; a newer archive needs a newer nzip)"
-    )]
-    UnsupportedVersion {
-        found: u16,
-        oldest: u16,
-        newest: u16,
-    },
-
-    #[error("reserved bits set in {field}: {value:#x} (archive from a newer nzip, or damaged)")]
-    ReservedBits { field: &'static str, value: u64 },
-
-    #[error(
-        "{what} CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (archive damaged)"
-    )]
-    CrcMismatch {
-        what: String,
-        stored: u32,
-        computed: u32,
-    },
-
-    #[error("corrupt archive: {0}")]
-    Corrupt(String),
+    /// A file that is read while being compressed changed its length.
+    #[error("the input changed while being read: {expected} bytes expected, {read} read")]
+    InputChanged { expected: u64, read: u64 },
 
     #[error("unknown model {name:?}: {hint}")]
     UnknownModel { name: String, hint: String },
@@ -76,9 +58,6 @@ pub enum Error {
     #[error("llama.cpp: {0}")]
     Llama(String),
 
-    #[error("{} already exists; use -f to overwrite", .0.display())]
-    OutputExists(PathBuf),
-
     #[error(
         "archive damaged: {} byte range(s) could not be recovered and were written as zeros \
          ({written} bytes written in all): {}",
@@ -90,24 +69,77 @@ pub enum Error {
         ranges: Vec<(std::ops::Range<u64>, String)>,
     },
 
-    #[error("{failed} of {total} archives failed the test")]
-    TestFailed { failed: usize, total: usize },
-
-    #[error(
-        "verification failed: the new archive of {} does not decode to the input ({why}); \
-         nothing was written and the input was kept",
-        path.display()
-    )]
-    VerifyFailed { path: PathBuf, why: String },
-
+    /// Options that cannot work together or lie outside their range (the library's
+    /// counterpart of a usage error).
     #[error("{0}")]
-    Usage(String),
+    InvalidOption(String),
 
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// How an archive breaks the format: each kind names the rule it enforces.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    #[error("not an nzip archive (bad magic number)")]
+    BadMagic,
+
+    #[error(
+        "unsupported archive format version {found} (this nzip reads versions {oldest} to \
+         {newest}; a newer archive needs a newer nzip)"
+    )]
+    UnsupportedVersion {
+        found: u16,
+        oldest: u16,
+        newest: u16,
+    },
+
+    /// The archive ends inside a structure (named in the text).
+    #[error("truncated archive: {0}")]
+    Truncated(String),
+
+    #[error("reserved bits set in {field}: {value:#x} (archive from a newer nzip, or damaged)")]
+    ReservedBits { field: &'static str, value: u64 },
+
+    #[error(
+        "{structure} CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (archive \
+         damaged)"
+    )]
+    Crc {
+        /// Which structure: "header", "index", "chunk 3 payload", "chunk 3 frame header",
+        /// "chunk 3 (original bytes a..b)".
+        structure: String,
+        stored: u32,
+        computed: u32,
+    },
+
+    #[error("corrupt archive: {what} is {value}, over the format's limit of {limit}")]
+    OverLimit {
+        what: String,
+        value: u64,
+        limit: u64,
+    },
+
+    #[error("corrupt archive: unknown {field} {id} (archive from a newer nzip, or damaged)")]
+    UnknownId { field: String, id: u64 },
+
+    /// A field breaks a rule of the format, or two fields disagree (said in the text).
+    #[error("corrupt archive: {0}")]
+    Malformed(String),
+}
+
 impl Error {
+    /// A format rule broken, in words.
+    pub fn malformed(why: impl Into<String>) -> Self {
+        Error::Format(FormatError::Malformed(why.into()))
+    }
+
+    /// The archive ends inside `what`.
+    pub fn truncated(what: impl Into<String>) -> Self {
+        Error::Format(FormatError::Truncated(what.into()))
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -79,12 +79,14 @@ pub mod models;
 pub mod pipeline;
 #[allow(missing_docs)]
 pub mod predict;
+#[doc(hidden)]
+pub mod seeded;
 #[allow(missing_docs)]
 pub mod segment;
 #[allow(missing_docs)]
 pub mod token;
 
-pub use error::{Error, Result};
+pub use error::{Error, FormatError, Result};
 pub use pipeline::CompressStats;
 
 use pipeline::{levels, CompressOptions, DecompressOptions};
@@ -102,10 +104,10 @@ impl Options {
     /// 270M, 8–9 Qwen2.5-Coder 1.5B; within a model, higher levels cut bigger chunks.
     ///
     /// # Errors
-    /// [`Error::Usage`] for a level outside 1–9.
+    /// [`Error::InvalidOption`] for a level outside 1–9.
     pub fn level(n: u8) -> Result<Options> {
         let level = levels::level(n).ok_or_else(|| {
-            Error::Usage(format!(
+            Error::InvalidOption(format!(
                 "level {n}: levels go from {} to {}",
                 levels::MIN_LEVEL,
                 levels::MAX_LEVEL

@@ -16,10 +16,10 @@ fn main() {
     let result = match &cli.command {
         Command::Compress(a) => commands::compress::run(a),
         Command::Decompress(a) => commands::decompress::run(a),
-        Command::Test(a) => commands::test::run(a).map_err(Failure::from),
+        Command::Test(a) => commands::test::run(a),
         Command::Info(a) => commands::info::run(a).map_err(Failure::from),
         Command::Model(c) => commands::model::run(c).map_err(Failure::from),
-        Command::Bench(a) => commands::bench::run(a).map_err(Failure::from),
+        Command::Bench(a) => commands::bench::run(a),
         Command::Devices => commands::devices::run().map_err(Failure::from),
         Command::Completions { shell } => {
             commands::shell::completions(*shell).map_err(Failure::from)

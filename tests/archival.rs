@@ -4,11 +4,11 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nzip::container::{frame, Archive};
 use nzip::pipeline::{compress, decompress, decompress_stream, CompressOptions, DecompressOptions};
-use nzip::Error;
+use nzip::{Error, FormatError};
 use predicates::prelude::*;
 
 use crate::util::{corpus, fast_options, file_with, nzip, nzip_piped, random_bytes};
@@ -103,6 +103,7 @@ fn run_measuring_peak(cmd: &mut Command) -> (std::process::ExitStatus, Option<u6
 /// fast mode from standard input in bounded memory; every CRC checks and a range past 4 GiB
 /// decodes exactly. (Runs of zeros go to zstd without the byte model: see TRIVIAL_RATIO.)
 #[test]
+#[ignore = "slow: 4 GiB through the pipeline; scripts/test runs it"]
 fn sparse_file_over_4_gib_streams_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("sparse.bin");
@@ -182,7 +183,7 @@ fn truncation_anywhere_is_reported_as_truncation() {
             ("stream", stream_decode(short)),
         ] {
             match outcome {
-                Err(Error::Truncated(_)) => {}
+                Err(Error::Format(FormatError::Truncated(_))) => {}
                 Err(e) => panic!("{how}: cut at {cut}: {e}"),
                 Ok(_) => panic!("{how}: cut at {cut} decoded"),
             }
@@ -218,8 +219,14 @@ fn swapped_chunks_are_refused() {
     swapped.extend(&archive[a.clone()]);
     swapped.extend(&archive[b.end..]);
     assert_eq!(swapped.len(), archive.len());
-    assert!(matches!(whole_decode(&swapped), Err(Error::Corrupt(_))));
-    assert!(matches!(stream_decode(&swapped), Err(Error::Corrupt(_))));
+    assert!(matches!(
+        whole_decode(&swapped),
+        Err(Error::Format(FormatError::Malformed(_)))
+    ));
+    assert!(matches!(
+        stream_decode(&swapped),
+        Err(Error::Format(FormatError::Malformed(_)))
+    ));
     let (dir, path) = file_with("swapped.txt.nz", &swapped);
     nzip()
         .arg("decompress")
@@ -232,48 +239,59 @@ fn swapped_chunks_are_refused() {
     assert_eq!(listing(dir.path()), ["swapped.txt.nz"]);
 }
 
-/// Starts `nzip ARGS` in `dir`, waits until its temporary output exists, sends `signal`.
-fn interrupt(dir: &Path, args: &[&str], signal: &str) -> std::process::ExitStatus {
+/// Starts `nzip ARGS` in `dir`, whose input is the FIFO `fifo` there, and interrupts it with
+/// `signal` in the middle of its run, with no timing involved: writing `feed` into the FIFO
+/// returns only once nzip has read all but a pipe buffer of it, so it is past opening (and
+/// registering) its output and inside the pipeline; and since the FIFO stays open, it cannot
+/// have finished.
+fn interrupt(
+    dir: &Path,
+    fifo: &str,
+    feed: &[u8],
+    args: &[&str],
+    signal: &str,
+) -> std::process::ExitStatus {
+    use std::io::Write;
+    let made = Command::new("mkfifo").arg(dir.join(fifo)).status().unwrap();
+    assert!(made.success(), "mkfifo");
     let mut child = Command::new(nzip_path())
         .args(args)
         .current_dir(dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !listing(dir).iter().any(|n| n.starts_with(".nzip-")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no temporary output appeared"
-        );
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("nzip finished before it could be interrupted: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // Opening blocks until nzip opens the FIFO to read it.
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(fifo))
+        .unwrap();
+    writer.write_all(feed).unwrap();
+    assert!(
+        listing(dir).iter().any(|n| n.starts_with(".nzip-")),
+        "nzip read its input before opening its output"
+    );
     let killed = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    child.wait().unwrap()
+    let status = child.wait().unwrap();
+    drop(writer);
+    status
 }
 
 /// A run stopped by SIGINT, SIGTERM or SIGHUP removes its temporary output and exits 130; one
 /// killed outright (SIGKILL, which no process sees) leaves at most the hidden temporary file,
-/// never the destination. The input is never touched, even with --rm.
+/// never the destination. The input is never removed, even with --rm.
 #[test]
 fn interrupted_runs_leave_no_output() {
-    // Text the byte model needs seconds for on one thread, whatever the machine.
-    let mut data = Vec::new();
-    while data.len() < 12 << 20 {
-        data.extend(corpus("enwik6"));
-    }
+    let feed = corpus("enwik6");
     for signal in ["-INT", "-TERM", "-HUP", "-KILL"] {
-        let (dir, input) = file_with("big.txt", &data);
+        let dir = tempfile::tempdir().unwrap();
         let status = interrupt(
             dir.path(),
+            "big.txt",
+            &feed,
             &["compress", "--fast", "--threads", "1", "--rm", "big.txt"],
             signal,
         );
@@ -290,10 +308,6 @@ fn interrupted_runs_leave_no_output() {
             assert_eq!(status.code(), Some(130), "{signal}");
             assert_eq!(left, ["big.txt"], "{signal}");
         }
-        assert!(
-            std::fs::read(&input).unwrap() == data,
-            "{signal}: input changed"
-        );
     }
 }
 

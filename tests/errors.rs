@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use nzip::pipeline::{compress, CompressOptions};
-use nzip::Error;
+use nzip::{Error, FormatError};
 use predicates::prelude::*;
 use proptest::prelude::*;
 
@@ -56,7 +56,10 @@ fn truncated_files() {
     for cut in [3, 20, a.len() / 2, a.len() - 1] {
         let err = decode(&a[..cut]).unwrap_err();
         assert!(
-            matches!(err, Error::Truncated(_) | Error::Corrupt(_)),
+            matches!(
+                err,
+                Error::Format(FormatError::Truncated(_)) | Error::Format(FormatError::Malformed(_))
+            ),
             "cut at {cut}: {err}"
         );
     }
@@ -75,7 +78,10 @@ fn flipped_bit_in_header_and_payload() {
     p[header_size + 6] ^= 0x01;
     let err = decode(&p).unwrap_err();
     assert!(
-        matches!(err, Error::CrcMismatch { .. } | Error::Corrupt(_)),
+        matches!(
+            err,
+            Error::Format(FormatError::Crc { .. }) | Error::Format(FormatError::Malformed(_))
+        ),
         "{err}"
     );
     cli_refuses(&p, "chunk", &[]);

@@ -5,7 +5,7 @@
 use nzip::container::{Archive, ChunkEntry, ChunkKind, Header, Index};
 use nzip::container::{ByteModelKind, VERSION};
 use nzip::pipeline::{compress, decompress, decompress_range, CompressOptions, DecompressOptions};
-use nzip::Error;
+use nzip::{Error, FormatError};
 use predicates::prelude::*;
 use proptest::prelude::*;
 
@@ -148,7 +148,7 @@ fn ranges_decode_exactly_their_bytes() {
         &|_| {},
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Usage(_)), "{err}");
+    assert!(matches!(err, Error::InvalidOption(_)), "{err}");
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn keep_going_recovers_the_undamaged_chunks() {
     damaged[a.payload_offset(2) + 100] ^= 0x01;
     assert!(matches!(
         decode(&damaged),
-        Err(Error::CrcMismatch { .. } | Error::Corrupt(_))
+        Err(Error::Format(FormatError::Crc { .. }) | Error::Format(FormatError::Malformed(_)))
     ));
     let opts = DecompressOptions {
         keep_going: true,
@@ -384,7 +384,10 @@ fn zstd_chunks_decode_and_wrong_lengths_are_refused() {
     assert_eq!(decode(&zstd_archive(&frame, 5000, crc)).unwrap(), data);
     for (len, what) in [(4999, "longer"), (5001, "shorter"), (1 << 40, "huge")] {
         let err = decode(&zstd_archive(&frame, len, crc)).unwrap_err();
-        assert!(matches!(err, Error::Corrupt(_)), "{what}: {err}");
+        assert!(
+            matches!(err, Error::Format(FormatError::Malformed(_))),
+            "{what}: {err}"
+        );
     }
     let mut bad = frame.clone();
     let n = bad.len();

@@ -7,6 +7,8 @@ use std::path::Path;
 /// Bottom to top. A module may use only modules listed before it.
 const LAYERS: &[&str] = &[
     "error",
+    // Test and benchmark data.
+    "seeded",
     "segment",
     "chunk",
     "models",

@@ -26,6 +26,7 @@ fn carries(vocab: &Vocabulary, text: &str) -> bool {
 }
 
 #[test]
+#[ignore = "slow: every tier's model; scripts/test runs it"]
 fn tokenizer_findings_per_model() {
     // (model, drops U+0004, mangles U+40000, turns U+2581 into a space)
     let findings = [
@@ -106,6 +107,7 @@ fn round_trip_at(level: u8, data: &[u8]) -> f64 {
 }
 
 #[test]
+#[ignore = "slow: every tier's model; scripts/test runs it"]
 fn every_tier_round_trips_and_bigger_models_code_text_in_fewer_bits() {
     let mut data = awkward_text();
     data.extend(&corpus("alice29.txt")[30_000..32_000]);

@@ -69,6 +69,7 @@ fn opts() -> CompressOptions {
 }
 
 #[test]
+#[ignore = "slow: many groups of LLM steps; scripts/test runs it"]
 fn large_text_in_many_groups_with_many_slides() {
     let data = &corpus("enwik6")[200_000..300_000];
     let archive = round_trip(data, &opts());

@@ -94,17 +94,9 @@ pub fn file_with(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+/// Deterministic pseudo-random bytes, so failures reproduce.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    nzip::seeded::Seeded::new(seed).bytes(n)
 }
 
 /// Rewrites header bytes with `edit` and fixes the header CRC, to test the checks behind it.

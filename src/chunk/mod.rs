@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The most chunks [`next_cut`] can cut `len` bytes into: every chunk but the last keeps
 /// at least seven eighths of the target, and at least the target less three bytes.
@@ -89,7 +89,10 @@ impl<'r> ChunkReader<'r> {
         while !self.eof && self.buf.len() < want {
             let room = (want - self.buf.len()).max(64 << 10) as u64;
             // take + read_to_end retries interrupted reads and stops only at `room` or the end.
-            let got = (&mut self.input).take(room).read_to_end(&mut self.buf)?;
+            let got = (&mut self.input)
+                .take(room)
+                .read_to_end(&mut self.buf)
+                .map_err(Error::Read)?;
             self.eof = (got as u64) < room;
         }
         Ok(())

@@ -98,7 +98,7 @@ impl ByteModel {
                 }
                 Ok(byte as u8)
             }
-            ByteModel::Unused => Err(crate::Error::Corrupt(format!(
+            ByteModel::Unused => Err(crate::Error::malformed(format!(
                 "chunk {chunk}: raw bytes beyond the index's count"
             ))),
         }

@@ -62,7 +62,7 @@ impl<'a> ChunkDecoder<'a> {
     }
 
     fn corrupt(&self, why: &str) -> Error {
-        Error::Corrupt(format!("chunk {}: {why}", self.index))
+        Error::malformed(format!("chunk {}: {why}", self.index))
     }
 
     /// Decodes raw segments up to the next text segment with tokens left; returns whether one

@@ -10,9 +10,10 @@ use std::time::Instant;
 use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::llama::LlmTimes;
-use nzip::{models, Error, Result};
+use nzip::{models, Error};
 
 use super::plot::{write_svg, Point};
+use super::{CliResult, Failure};
 use crate::cli::args::BenchArgs;
 
 /// The corpus text files the default run uses (sliced: the LLM runs at a few hundred bytes
@@ -49,10 +50,10 @@ struct Measured {
     decompress_s: Option<f64>,
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchArgs) -> CliResult {
     let files = if args.files.is_empty() {
         let dir = corpus_dir().ok_or_else(|| {
-            Error::Usage(
+            Failure::Usage(
                 "no files given and no corpus folder found (name files, or set NZIP_CORPUS)".into(),
             )
         })?;
@@ -71,9 +72,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let threads = args
         .threads
         .map_or(pipeline::default_threads(), usize::from);
-    let at_level = |n: u8| -> Result<CompressOptions> {
+    let at_level = |n: u8| -> CliResult<CompressOptions> {
         let level = levels::level(n)
-            .ok_or_else(|| Error::Usage(format!("no level {n}: levels go from 1 to 9")))?;
+            .ok_or_else(|| Failure::Usage(format!("no level {n}: levels go from 1 to 9")))?;
         let mut opts = level.options();
         if let (Some(m), Some(_)) = (&args.model, level.model) {
             opts.model = m.clone();
@@ -327,7 +328,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if all_ok {
         Ok(())
     } else {
-        Err(Error::Internal("a round trip failed".into()))
+        Err(Error::Internal("a round trip failed".into()).into())
     }
 }
 

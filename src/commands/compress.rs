@@ -8,11 +8,13 @@ use sha2::{Digest, Sha256};
 use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
 use nzip::predict::llama::LlmTimes;
-use nzip::{models, Error, Result};
+use nzip::{models, Error};
 
-use super::output::{Output, WriteErrors};
+use super::output::Output;
 use super::progress::Progress;
-use super::{input, refuse_terminal, report, stdin_is_terminal, stdout_is_terminal, Failure};
+use super::{
+    input, refuse_terminal, report, stdin_is_terminal, stdout_is_terminal, CliResult, Failure,
+};
 use crate::cli::args::CompressArgs;
 
 /// What the cost notice offers when LLM coding will be long.
@@ -76,7 +78,7 @@ fn verify(
     archive: &mut (dyn Read + Send),
     input: ([u8; 32], u64),
     opts: &CompressOptions,
-) -> Result<()> {
+) -> CliResult {
     // A model given as a file is not in the cache under its name: decode with that file.
     let model_path = Path::new(&opts.model);
     let dopts = DecompressOptions {
@@ -85,7 +87,7 @@ fn verify(
         fetch: opts.fetch,
         ..DecompressOptions::default()
     };
-    let failed = |why: String| Error::VerifyFailed {
+    let failed = |why: String| Failure::VerifyFailed {
         path: file.to_path_buf(),
         why,
     };
@@ -105,19 +107,18 @@ pub fn run(args: &CompressArgs) -> std::result::Result<(), Failure> {
     if io.stdout && files.len() > 1 {
         // gzip and zstd write concatenated members that decode as one stream; until nzip's
         // decoder reads several members, it must not write what it cannot read back.
-        return Err(Error::Usage(
+        return Err(Failure::Usage(
             "-c with several inputs would concatenate archives, which this nzip cannot decode \
              yet: compress one file per -c, or tar the files first"
                 .into(),
-        )
-        .into());
+        ));
     }
     super::note_rm_with_stdout(io);
     super::each_file(&files, |file| compress_one(file, args, &opts))
 }
 
 /// The level's settings with the explicit flags on top.
-fn options(args: &CompressArgs) -> Result<CompressOptions> {
+fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
     let chosen = if args.fast {
         Some(levels::MIN_LEVEL)
     } else if args.best {
@@ -126,16 +127,16 @@ fn options(args: &CompressArgs) -> Result<CompressOptions> {
         args.level
     };
     let level = levels::level(chosen.unwrap_or(levels::DEFAULT_LEVEL))
-        .ok_or_else(|| Error::Usage("levels go from 1 to 9".into()))?;
+        .ok_or_else(|| Failure::Usage("levels go from 1 to 9".into()))?;
     let base = level.options();
     if level.model.is_none() && args.model.is_some() {
-        return Err(Error::Usage(format!(
+        return Err(Failure::Usage(format!(
             "level {} uses no language model; --model needs level 3 or above",
             level.level
         )));
     }
     if level.model.is_none() && args.bare_llm {
-        return Err(Error::Usage(format!(
+        return Err(Failure::Usage(format!(
             "level {} uses no language model; --bare-llm needs level 3 or above",
             level.level
         )));
@@ -203,18 +204,8 @@ fn compress_one(
     };
     // Open the input first (errors name it), then refuse an existing output before any work.
     let input = input::open(file)?;
-    let mut out = match &dest {
-        Some(d) => Output::file(d, io.force)?,
-        None => Output::stdout(),
-    };
-    let out_name = dest
-        .as_deref()
-        .unwrap_or(Path::new("<stdout>"))
-        .to_path_buf();
-    let in_error = |e: Error| match e {
-        Error::IoOther(source) => Error::io(file, source),
-        e => e,
-    };
+    let mut out = Output::to(dest.as_deref(), io.force)?;
+    let out_name = out.name().to_path_buf();
     let mut bar = Progress::new(input.size, "compress", io.quiet, io.verbose);
     if !opts.fast {
         let what = format!(
@@ -237,15 +228,10 @@ fn compress_one(
             out.writer()
         };
         let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
-        let mut writes = WriteErrors::new(&mut sink);
-        let stats =
-            pipeline::compress_stream(&mut reader, input.size, &mut writes, opts, &|done| {
-                bar.set_position(done)
-            });
-        match (stats, writes.error.take()) {
-            (_, Some(e)) => return Err(Error::io(&out_name, e).into()),
-            (stats, None) => stats.map_err(in_error)?,
-        }
+        pipeline::compress_stream(&mut reader, input.size, &mut sink, opts, &|done| {
+            bar.set_position(done)
+        })
+        .map_err(|e| super::name_io_error(e, file, &out_name))?
     };
     bar.finish();
     if args.verify {
@@ -272,8 +258,5 @@ fn compress_one(
         started.elapsed(),
         &llm_before,
     );
-    if io.rm && !input::is_stdin(file) && dest.is_some() {
-        std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
-    }
-    Ok(())
+    super::remove_input_if_asked(io, file, dest.is_some())
 }

@@ -7,7 +7,7 @@ use nzip::pipeline::{self, DecompressOptions};
 use nzip::predict::llama::LlmTimes;
 use nzip::{models, Error};
 
-use super::output::{Output, WriteErrors};
+use super::output::Output;
 use super::progress::Progress;
 use super::{input, refuse_terminal, report, stdin_is_terminal, Failure};
 use crate::cli::args::{DecodeArgs, DecompressArgs, PlacementArgs};
@@ -16,13 +16,14 @@ pub fn run(args: &DecompressArgs) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
     if args.range.is_some() && !io.stdout && io.output.is_none() {
-        return Err(Error::Usage(
+        return Err(Failure::Usage(
             "--range writes part of a file: name the output with -o PATH, or use -c".into(),
-        )
-        .into());
+        ));
     }
     if args.range.is_some() && io.rm {
-        return Err(Error::Usage("--range keeps the archive; --rm is refused".into()).into());
+        return Err(Failure::Usage(
+            "--range keeps the archive; --rm is refused".into(),
+        ));
     }
     super::note_rm_with_stdout(io);
     let opts = DecompressOptions {
@@ -71,10 +72,9 @@ fn decompress_one(
         {
             Some(stem) => Some(PathBuf::from(stem)),
             None => {
-                return Err(Error::Usage(
+                return Err(Failure::Usage(
                     "unknown suffix (expected .nz); skipped (use -o PATH or -c)".into(),
-                )
-                .into())
+                ))
             }
         }
     };
@@ -87,18 +87,11 @@ fn decompress_one(
     } else {
         Source::Stream(input::open(file)?)
     };
-    let mut out = match &dest {
-        Some(d) => Output::file(d, io.force)?,
-        None => Output::stdout(),
-    };
-    let out_name = dest
-        .as_deref()
-        .unwrap_or(Path::new("<stdout>"))
-        .to_path_buf();
+    let mut out = Output::to(dest.as_deref(), io.force)?;
+    let out_name = out.name().to_path_buf();
     let started = std::time::Instant::now();
     let llm_before = LlmTimes::now();
     let mut sink = std::io::BufWriter::with_capacity(1 << 20, out.writer());
-    let mut writes = WriteErrors::new(&mut sink);
     let (outcome, archive_bytes) = match source {
         Source::Whole(data) => {
             let size = nzip::container::Archive::parse(&data)
@@ -114,7 +107,7 @@ fn decompress_one(
                 None => size,
             };
             let bar = Progress::new(total, "decompress", io.quiet, io.verbose);
-            let outcome = pipeline::decompress_range(&data, range, opts, &mut writes, &|done| {
+            let outcome = pipeline::decompress_range(&data, range, opts, &mut sink, &|done| {
                 bar.set_position(done)
             });
             bar.finish();
@@ -123,20 +116,14 @@ fn decompress_one(
         Source::Stream(stream) => {
             let bar = Progress::new(None, "decompress", io.quiet, io.verbose);
             let mut reader = stream.reader;
-            let outcome = pipeline::decompress_stream(&mut reader, opts, &mut writes, &|done| {
+            let outcome = pipeline::decompress_stream(&mut reader, opts, &mut sink, &|done| {
                 bar.set_position(done)
             });
             bar.finish();
             (outcome, stream.size.unwrap_or(0))
         }
     };
-    // A write error is the output's; any other I/O error came from reading the archive.
-    let outcome = match (outcome, writes.error.take()) {
-        (_, Some(e)) => Err(Error::io(&out_name, e)),
-        (Err(Error::IoOther(e)), None) => Err(Error::io(file, e)),
-        (outcome, None) => outcome,
-    };
-    drop(writes);
+    let outcome = outcome.map_err(|e| super::name_io_error(e, file, &out_name));
     sink.flush().map_err(|e| Error::io(&out_name, e))?;
     drop(sink);
     let written = match outcome {
@@ -158,10 +145,7 @@ fn decompress_one(
         started.elapsed(),
         &llm_before,
     );
-    if io.rm && !input::is_stdin(file) && dest.is_some() {
-        std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
-    }
-    Ok(())
+    super::remove_input_if_asked(io, file, dest.is_some())
 }
 
 /// The archive as a whole (random access) or as a stream.

@@ -18,16 +18,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nzip::predict::llama::LlmTimes;
-use nzip::{Error, Result};
+use nzip::Error;
 
 use crate::cli::args::IoArgs;
+
+/// What a command returns.
+pub type CliResult<T = ()> = std::result::Result<T, Failure>;
 
 /// How a command failed, as the binary reports it: the library's errors, and outcomes that
 /// only the command line has.
 #[derive(Debug)]
 pub enum Failure {
-    /// A library error (exit 2 for a usage error, else 1).
+    /// A library error (exit 2 for options it refused, else 1).
     Error(Error),
+    /// Flags or arguments that cannot work (exit 2).
+    Usage(String),
+    /// The output file exists and -f was not given.
+    OutputExists(PathBuf),
+    /// `--verify`: the new archive did not decode to the input; nothing was written.
+    VerifyFailed { path: PathBuf, why: String },
+    /// `nzip test`: this many archives of those given failed (each already reported).
+    TestFailed { failed: usize, total: usize },
     /// A refusal in gzip's manner (compressed data and a terminal): exit 1.
     Refused(String),
     /// Several files were processed and each failure was reported as it happened; the run
@@ -44,8 +55,12 @@ impl From<Error> for Failure {
 impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Failure::Error(Error::Usage(_)) => 2,
-            Failure::Error(_) | Failure::Refused(_) => 1,
+            Failure::Usage(_) | Failure::Error(Error::InvalidOption(_)) => 2,
+            Failure::Error(_)
+            | Failure::Refused(_)
+            | Failure::OutputExists(_)
+            | Failure::VerifyFailed { .. }
+            | Failure::TestFailed { .. } => 1,
             Failure::Reported { code } => *code,
         }
     }
@@ -55,7 +70,7 @@ impl Failure {
     pub fn is_broken_pipe(&self) -> bool {
         matches!(
             self,
-            Failure::Error(Error::IoOther(io) | Error::Io { source: io, .. })
+            Failure::Error(Error::Write(io) | Error::Io { source: io, .. })
                 if io.kind() == std::io::ErrorKind::BrokenPipe
         )
     }
@@ -68,7 +83,18 @@ impl Failure {
                 source.to_string()
             }
             Failure::Error(e) => e.to_string(),
-            Failure::Refused(why) => why.clone(),
+            Failure::Usage(why) | Failure::Refused(why) => why.clone(),
+            Failure::OutputExists(path) => {
+                format!("{} already exists; use -f to overwrite", path.display())
+            }
+            Failure::VerifyFailed { path, why } => format!(
+                "verification failed: the new archive of {} does not decode to the input \
+                 ({why}); nothing was written and the input was kept",
+                path.display()
+            ),
+            Failure::TestFailed { failed, total } => {
+                format!("{failed} of {total} archives failed the test")
+            }
             Failure::Reported { .. } => return,
         };
         match file {
@@ -76,6 +102,16 @@ impl Failure {
             Some(_) => eprintln!("nzip: <stdin>: {message}"),
             None => eprintln!("nzip: {message}"),
         }
+    }
+}
+
+/// Names the file an I/O error of the pipeline happened on: the input for a read, the output
+/// for a write.
+pub fn name_io_error(e: Error, input: &Path, output: &Path) -> Error {
+    match e {
+        Error::Read(source) => Error::io(input, source),
+        Error::Write(source) => Error::io(output, source),
+        e => e,
     }
 }
 
@@ -130,6 +166,15 @@ pub fn note_rm_with_stdout(io: &IoArgs) {
     }
 }
 
+/// `--rm`: removes the input once its output file is in place (never standard input, and
+/// never when the output went to standard output).
+pub fn remove_input_if_asked(io: &IoArgs, file: &Path, output_is_a_file: bool) -> CliResult {
+    if io.rm && !input::is_stdin(file) && output_is_a_file {
+        std::fs::remove_file(file).map_err(|e| Error::io(file, e))?;
+    }
+    Ok(())
+}
+
 /// Whether standard input / output is a terminal.
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
@@ -140,14 +185,14 @@ pub fn stdout_is_terminal() -> bool {
 }
 
 /// The inputs to process: the named files, or standard input when none.
-pub fn inputs(files: &[PathBuf], output: Option<&Path>) -> Result<Vec<PathBuf>> {
+pub fn inputs(files: &[PathBuf], output: Option<&Path>) -> CliResult<Vec<PathBuf>> {
     let files = if files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
         files.to_vec()
     };
     if output.is_some() && files.len() > 1 {
-        return Err(Error::Usage("-o takes exactly one input file".into()));
+        return Err(Failure::Usage("-o takes exactly one input file".into()));
     }
     Ok(files)
 }

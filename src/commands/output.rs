@@ -4,6 +4,7 @@
 //! SIGINT, SIGTERM and SIGHUP (a handler), but not on SIGKILL, which no process can see:
 //! then a hidden `.nzip-*.tmp` stays beside the destination, and the destination is untouched.
 
+use super::{CliResult, Failure};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
@@ -70,9 +71,9 @@ pub enum Output {
 
 impl Output {
     /// Opens `dest` for writing; refuses an existing file unless `force`.
-    pub fn file(dest: &Path, force: bool) -> Result<Self> {
+    pub fn file(dest: &Path, force: bool) -> CliResult<Self> {
         if dest.exists() && !force {
-            return Err(Error::OutputExists(dest.to_path_buf()));
+            return Err(Failure::OutputExists(dest.to_path_buf()));
         }
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -92,8 +93,20 @@ impl Output {
         })
     }
 
-    pub fn stdout() -> Self {
-        Output::Stdout(std::io::stdout())
+    /// The file `dest` (see [`Output::file`]), or standard output for `None`.
+    pub fn to(dest: Option<&Path>, force: bool) -> CliResult<Self> {
+        match dest {
+            Some(d) => Output::file(d, force),
+            None => Ok(Output::Stdout(std::io::stdout())),
+        }
+    }
+
+    /// The output's name in messages.
+    pub fn name(&self) -> &Path {
+        match self {
+            Output::Stdout(_) => Path::new("<stdout>"),
+            Output::File { dest, .. } => dest,
+        }
     }
 
     pub fn writer(&mut self) -> &mut (dyn Write + Send) {
@@ -107,7 +120,7 @@ impl Output {
     /// gzip does) or read/write for the owner and readable by others.
     pub fn commit(self, like: &Path) -> Result<()> {
         match self {
-            Output::Stdout(mut s) => s.flush().map_err(Error::from),
+            Output::Stdout(mut s) => s.flush().map_err(|e| Error::io("<stdout>", e)),
             Output::File {
                 tmp,
                 dest,
@@ -153,32 +166,4 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 #[cfg(not(unix))]
 fn default_permissions() -> Option<std::fs::Permissions> {
     None
-}
-
-/// Remembers a write error, so it can be reported with the output's name rather than
-/// mistaken for an input error.
-pub struct WriteErrors<'w, W: Write> {
-    inner: &'w mut W,
-    pub error: Option<std::io::Error>,
-}
-
-impl<'w, W: Write> WriteErrors<'w, W> {
-    pub fn new(inner: &'w mut W) -> Self {
-        Self { inner, error: None }
-    }
-}
-
-impl<W: Write> Write for WriteErrors<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf).inspect_err(|e| {
-            self.error
-                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
-        })
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush().inspect_err(|e| {
-            self.error
-                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
-        })
-    }
 }

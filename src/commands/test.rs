@@ -2,12 +2,12 @@
 //! and `zstd -t` do; reports each archive and fails if any did.
 
 use nzip::pipeline;
-use nzip::{Error, Result};
+use std::path::Path;
 
-use super::{decompress::decode_options, input, Failure};
+use super::{decompress::decode_options, input, CliResult, Failure};
 use crate::cli::args::TestArgs;
 
-pub fn run(args: &TestArgs) -> Result<()> {
+pub fn run(args: &TestArgs) -> CliResult {
     let opts = decode_options(&args.decode, args.threads, &args.placement);
     let mut failed = 0;
     for file in &args.files {
@@ -15,10 +15,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
             let mut reader = stream.reader;
             let bytes =
                 pipeline::decompress_stream(&mut reader, &opts, &mut std::io::sink(), &|_| {})
-                    .map_err(|e| match e {
-                        Error::IoOther(e) => Error::io(file, e),
-                        e => e,
-                    })?;
+                    .map_err(|e| super::name_io_error(e, file, Path::new("<no output>")))?;
             Ok((bytes, stream.size.unwrap_or(0)))
         });
         match outcome {
@@ -37,7 +34,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        return Err(Error::TestFailed {
+        return Err(Failure::TestFailed {
             failed,
             total: args.files.len(),
         });

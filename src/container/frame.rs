@@ -7,7 +7,7 @@
 
 use super::index::{ChunkEntry, ChunkKind};
 use super::varint::{read_varint, varint_len, write_varint, VarintError, MAX_VARINT_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 /// Longest frame header: kind, four 10-byte varints, the chunk's, the payload's and the
 /// header's CRCs.
@@ -27,11 +27,11 @@ impl Frame {
     pub fn check_payload(&self, payload: &[u8], i: u64) -> Result<()> {
         let computed = crc32fast::hash(payload);
         if computed != self.payload_crc32 {
-            return Err(Error::CrcMismatch {
-                what: format!("chunk {i} payload"),
+            return Err(Error::Format(FormatError::Crc {
+                structure: format!("chunk {i} payload"),
                 stored: self.payload_crc32,
                 computed,
-            });
+            }));
         }
         Ok(())
     }
@@ -66,7 +66,10 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<Frame>> {
         return Ok(None);
     };
     let kind = ChunkKind::from_id(kind).ok_or_else(|| {
-        Error::Corrupt(format!("chunk {i}: frame header has unknown kind {kind}"))
+        Error::Format(FormatError::UnknownId {
+            field: format!("chunk {i}: frame header: kind"),
+            id: kind.into(),
+        })
     })?;
     let mut at = 1;
     let mut fields = [0u64; 4];
@@ -76,7 +79,7 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<Frame>> {
             // Ran off the end: the caller may have more bytes.
             Err(VarintError::Truncated) => return Ok(None),
             Err(VarintError::Malformed) => {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::malformed(format!(
                     "chunk {i}: frame header has a malformed length (a varint over 64 bits or not minimal)"
                 )))
             }
@@ -89,11 +92,11 @@ pub fn parse_header(data: &[u8], i: u64) -> Result<Option<Frame>> {
     let (crc32, payload_crc32, stored) = (word(at), word(at + 4), word(at + 8));
     let computed = crc32fast::hash(&data[..at + 8]);
     if stored != computed {
-        return Err(Error::CrcMismatch {
-            what: format!("chunk {i} frame header"),
+        return Err(Error::Format(FormatError::Crc {
+            structure: format!("chunk {i} frame header"),
             stored,
             computed,
-        });
+        }));
     }
     let [len, tokens, raw_bytes, payload_len] = fields;
     let entry = ChunkEntry {
@@ -164,6 +167,9 @@ mod tests {
         h.extend(crc32fast::hash(&[7]).to_le_bytes());
         let crc = crc32fast::hash(&h);
         h.extend(crc.to_le_bytes());
-        assert!(matches!(parse_header(&h, 0), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            parse_header(&h, 0),
+            Err(Error::Format(FormatError::Malformed(_)))
+        ));
     }
 }

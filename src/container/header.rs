@@ -3,7 +3,7 @@
 
 use super::reader::Reader;
 use super::schedule::Schedule;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 pub const MAGIC: [u8; 8] = *b"\x89NZIP\r\n\x1a";
 /// The version this nzip writes, and the oldest it still reads.
@@ -192,33 +192,43 @@ impl Header {
     pub fn parse(data: &[u8]) -> Result<(Header, usize)> {
         if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
             if MAGIC.starts_with(data) {
-                return Err(Error::Truncated("file ends inside the magic number".into()));
+                return Err(Error::truncated("file ends inside the magic number"));
             }
-            return Err(Error::NotNzip);
+            return Err(Error::Format(FormatError::BadMagic));
         }
         let mut r = Reader::new(data, "header");
         r.skip(MAGIC.len())?;
         let version = r.u16()?;
         if !(OLDEST_VERSION..=VERSION).contains(&version) {
-            return Err(Error::UnsupportedVersion {
+            return Err(Error::Format(FormatError::UnsupportedVersion {
                 found: version,
                 oldest: OLDEST_VERSION,
                 newest: VERSION,
-            });
+            }));
         }
         let flags = r.u16()?;
         if flags & !known_flags(version) != 0 {
-            return Err(Error::ReservedBits {
+            return Err(Error::Format(FormatError::ReservedBits {
                 field: "header flags",
                 value: u64::from(flags),
-            });
+            }));
         }
         let size = r.u32()? as usize;
         if !(16 + 4..=MAX_HEADER_SIZE).contains(&size) {
-            return Err(Error::Corrupt(format!("header size {size} out of range")));
+            return Err(if size > MAX_HEADER_SIZE {
+                Error::Format(FormatError::OverLimit {
+                    what: "header size".into(),
+                    value: size as u64,
+                    limit: MAX_HEADER_SIZE as u64,
+                })
+            } else {
+                Error::malformed(format!(
+                    "header size {size} is below the fixed fields' 20 bytes"
+                ))
+            });
         }
         if size > data.len() {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "header of {size} bytes, file has {}",
                 data.len()
             )));
@@ -226,11 +236,11 @@ impl Header {
         let stored = u32::from_le_bytes(data[size - 4..size].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&data[..size - 4]);
         if stored != computed {
-            return Err(Error::CrcMismatch {
-                what: "header".into(),
+            return Err(Error::Format(FormatError::Crc {
+                structure: "header".into(),
                 stored,
                 computed,
-            });
+            }));
         }
         let mut r = Reader::new(&data[..size - 4], "header");
         r.skip(16)?;
@@ -238,8 +248,8 @@ impl Header {
             (size, false) => Some(size),
             (0, true) => None,
             (_, true) => {
-                return Err(Error::Corrupt(
-                    "header gives a size and says the size is unknown".into(),
+                return Err(Error::malformed(
+                    "header gives a size and says the size is unknown",
                 ))
             }
         };
@@ -249,16 +259,17 @@ impl Header {
             (2.., BYTE_MODEL_CM) => {
                 let max_table_bits = r.u8()?;
                 if !(MIN_TABLE_BITS..=MAX_TABLE_BITS).contains(&max_table_bits) {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::malformed(format!(
                         "byte model table size 2^{max_table_bits} out of range"
                     )));
                 }
                 ByteModelKind::ContextMixing { max_table_bits }
             }
             (v, id) => {
-                return Err(Error::Corrupt(format!(
-                    "byte model {id} is not defined in format version {v}"
-                )))
+                return Err(Error::Format(FormatError::UnknownId {
+                    field: format!("byte model (format version {v})"),
+                    id: id.into(),
+                }))
             }
         };
         let model = if flags & FLAG_LLM != 0 {
@@ -278,9 +289,10 @@ impl Header {
             let token_model = if version >= FRAMED_VERSION {
                 let id = r.u8()?;
                 TokenModelKind::from_id(id).ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "unknown token model {id} (archive from a newer nzip, or damaged)"
-                    ))
+                    Error::Format(FormatError::UnknownId {
+                        field: "token model".into(),
+                        id: id.into(),
+                    })
                 })?
             } else {
                 TokenModelKind::Bare
@@ -298,8 +310,8 @@ impl Header {
             None
         };
         if !r.is_empty() {
-            return Err(Error::Corrupt(
-                "unexpected bytes at the end of the header".into(),
+            return Err(Error::malformed(
+                "unexpected bytes at the end of the header",
             ));
         }
         Ok((
@@ -321,7 +333,7 @@ pub fn read_header(r: &mut dyn std::io::Read) -> Result<(Header, Vec<u8>)> {
     let got = read_full(r, &mut b)?;
     if got < 16 {
         b.truncate(got);
-        return Header::parse(&b).and(Err(Error::Truncated("header ends early".into())));
+        return Header::parse(&b).and(Err(Error::truncated("header ends early")));
     }
     let size = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) as usize;
     if (16 + 4..=MAX_HEADER_SIZE).contains(&size) {
@@ -341,7 +353,7 @@ pub fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> Result<usize> {
             Ok(0) => break,
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::Read(e)),
         }
     }
     Ok(at)
@@ -404,15 +416,24 @@ mod tests {
         let b = sample().to_bytes();
         assert!(matches!(
             Header::parse(b"PK\x03\x04 not ours"),
-            Err(Error::NotNzip)
+            Err(Error::Format(FormatError::BadMagic))
         ));
-        assert!(matches!(Header::parse(&b[..5]), Err(Error::Truncated(_))));
-        assert!(matches!(Header::parse(&b[..40]), Err(Error::Truncated(_))));
+        assert!(matches!(
+            Header::parse(&b[..5]),
+            Err(Error::Format(FormatError::Truncated(_)))
+        ));
+        assert!(matches!(
+            Header::parse(&b[..40]),
+            Err(Error::Format(FormatError::Truncated(_)))
+        ));
         let mut v = b.clone();
         v[8] = 9;
         assert!(matches!(
             Header::parse(&v),
-            Err(Error::UnsupportedVersion { found: 9, .. })
+            Err(Error::Format(FormatError::UnsupportedVersion {
+                found: 9,
+                ..
+            }))
         ));
         // A version-1 header may not name the version-2 byte model (CRC fixed up, so only
         // the rule can catch it).
@@ -421,10 +442,16 @@ mod tests {
         let n = old.len();
         let crc = crc32fast::hash(&old[..n - 4]);
         old[n - 4..].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(Header::parse(&old), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            Header::parse(&old),
+            Err(Error::Format(FormatError::UnknownId { id: 2, .. }))
+        ));
         let mut f = b.clone();
         f[10] |= 0x80;
-        assert!(matches!(Header::parse(&f), Err(Error::ReservedBits { .. })));
+        assert!(matches!(
+            Header::parse(&f),
+            Err(Error::Format(FormatError::ReservedBits { .. }))
+        ));
         // The size-unknown flag is version 3's; in a version-2 header it is a reserved bit,
         // and with a size given it contradicts itself.
         let refix = |x: &mut Vec<u8>| {
@@ -438,12 +465,15 @@ mod tests {
         refix(&mut v2);
         assert!(matches!(
             Header::parse(&v2),
-            Err(Error::ReservedBits { .. })
+            Err(Error::Format(FormatError::ReservedBits { .. }))
         ));
         let mut both = b.clone();
         both[10] |= FLAG_SIZE_UNKNOWN as u8;
         refix(&mut both);
-        assert!(matches!(Header::parse(&both), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            Header::parse(&both),
+            Err(Error::Format(FormatError::Malformed(_)))
+        ));
         for i in 16..b.len() {
             let mut x = b.clone();
             x[i] ^= 0x10;

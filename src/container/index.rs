@@ -4,7 +4,7 @@
 
 use super::frame;
 use super::reader::Reader;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 
 pub const INDEX_MAGIC: [u8; 4] = *b"NZIX";
 pub const FOOTER_MAGIC: [u8; 8] = *b"NZIPTAIL";
@@ -81,13 +81,11 @@ impl Index {
         framed: bool,
     ) -> Result<(Index, usize)> {
         if file.len() < payload_start + FOOTER_SIZE {
-            return Err(Error::Truncated("no room for the index footer".into()));
+            return Err(Error::truncated("no room for the index footer"));
         }
         let footer = &file[file.len() - FOOTER_SIZE..];
         if footer[8..] != FOOTER_MAGIC {
-            return Err(Error::Truncated(
-                "footer magic missing (file cut short?)".into(),
-            ));
+            return Err(Error::truncated("footer magic missing (file cut short?)"));
         }
         let index_offset = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
         let index_end = file.len() - FOOTER_SIZE;
@@ -96,7 +94,7 @@ impl Index {
             .filter(|&o| {
                 o >= payload_start && o.checked_add(16).is_some_and(|end| end <= index_end)
             })
-            .ok_or_else(|| Error::Corrupt(format!("index offset {index_offset} out of range")))?;
+            .ok_or_else(|| Error::malformed(format!("index offset {index_offset} out of range")))?;
         let index = Index::parse(&file[index_offset..index_end])?;
         index.check_totals(original_size, (index_offset - payload_start) as u64, framed)?;
         Ok((index, index_offset))
@@ -105,32 +103,36 @@ impl Index {
     /// Parses an index (magic, count, entries, CRC; no footer) and checks each entry.
     pub fn parse(body: &[u8]) -> Result<Index> {
         if body.len() < 16 {
-            return Err(Error::Truncated("index ends early".into()));
+            return Err(Error::truncated("index ends early"));
         }
         let stored = u32::from_le_bytes(body[body.len() - 4..].try_into().expect("4 bytes"));
         let computed = crc32fast::hash(&body[..body.len() - 4]);
         if stored != computed {
-            return Err(Error::CrcMismatch {
-                what: "index".into(),
+            return Err(Error::Format(FormatError::Crc {
+                structure: "index".into(),
                 stored,
                 computed,
-            });
+            }));
         }
         let mut r = Reader::new(&body[..body.len() - 4], "index");
         if r.array::<4>()? != INDEX_MAGIC {
-            return Err(Error::Corrupt("index magic missing".into()));
+            return Err(Error::malformed("index magic missing"));
         }
         let count = r.u64()?;
         if Some((body.len() - 4) as u64) != index_size(count).map(|n| n - 4) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::malformed(format!(
                 "index of {count} chunks has the wrong size"
             )));
         }
         let mut chunks = Vec::with_capacity(count as usize);
         for i in 0..count {
             let kind = r.u8()?;
-            let kind = ChunkKind::from_id(kind)
-                .ok_or_else(|| Error::Corrupt(format!("chunk {i}: unknown kind {kind}")))?;
+            let kind = ChunkKind::from_id(kind).ok_or_else(|| {
+                Error::Format(FormatError::UnknownId {
+                    field: format!("chunk {i}: kind"),
+                    id: kind.into(),
+                })
+            })?;
             let entry = ChunkEntry {
                 kind,
                 len: r.u64()?,
@@ -153,7 +155,7 @@ impl Index {
         payload_space: u64,
         framed: bool,
     ) -> Result<()> {
-        let overflow = || Error::Corrupt("size overflow".into());
+        let overflow = || Error::malformed("size overflow");
         let (mut total_len, mut total_payload) = (0u64, 0u64);
         for c in &self.chunks {
             total_len = total_len.checked_add(c.len).ok_or_else(overflow)?;
@@ -164,13 +166,13 @@ impl Index {
                 .ok_or_else(overflow)?;
         }
         if let Some(size) = original_size.filter(|&s| s != total_len) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::malformed(format!(
                 "chunks hold {total_len} bytes, header says {size}"
             )));
         }
         if total_payload != payload_space {
-            return Err(Error::Corrupt(
-                "chunk payloads do not fill the space before the index".into(),
+            return Err(Error::malformed(
+                "chunk payloads do not fill the space before the index",
             ));
         }
         Ok(())
@@ -202,7 +204,7 @@ impl ChunkKind {
 impl ChunkEntry {
     /// The rules every entry obeys, wherever it was read (index or frame header).
     pub fn check(&self, i: u64) -> Result<()> {
-        let bad = |why: &str| Err(Error::Corrupt(format!("chunk {i}: {why}")));
+        let bad = |why: &str| Err(Error::malformed(format!("chunk {i}: {why}")));
         if self.len == 0 {
             return bad("empty chunk");
         }
@@ -262,7 +264,7 @@ mod tests {
         assert!(Index::locate(&file, payload_start, Some(151), false).is_err());
         assert!(matches!(
             Index::locate(&file[..file.len() - 1], payload_start, Some(150), false),
-            Err(Error::Truncated(_))
+            Err(Error::Format(FormatError::Truncated(_)))
         ));
         for i in payload_start + 80..file.len() {
             let mut x = file.clone();

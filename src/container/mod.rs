@@ -42,8 +42,8 @@ impl<'a> Archive<'a> {
         let (header, header_size) = Header::parse(data)?;
         let (index, _) = Index::locate(data, header_size, header.original_size, header.framed())?;
         if header.model.is_none() && index.chunks.iter().any(|c| c.tokens > 0) {
-            return Err(Error::Corrupt(
-                "chunks with LLM tokens but no model section".into(),
+            return Err(Error::malformed(
+                "chunks with LLM tokens but no model section",
             ));
         }
         let mut chunk_offsets = Vec::with_capacity(index.chunks.len());
@@ -122,7 +122,7 @@ impl<'a> Archive<'a> {
         let frame = frame::parse_header(&self.data[start..end], chunk as u64)?
             .filter(|f| f.entry == *entry)
             .ok_or_else(|| {
-                Error::Corrupt(format!(
+                Error::malformed(format!(
                     "chunk {chunk}: frame header differs from the index"
                 ))
             })?;

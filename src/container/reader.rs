@@ -20,7 +20,7 @@ impl<'a> Reader<'a> {
             .checked_add(n)
             .filter(|&e| e <= self.data.len())
             .ok_or_else(|| {
-                Error::Truncated(format!(
+                Error::truncated(format!(
                     "{} ends after {} bytes",
                     self.what,
                     self.data.len()
@@ -62,7 +62,7 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         let bytes = self.take(n)?;
         String::from_utf8(bytes.to_vec())
-            .map_err(|_| Error::Corrupt(format!("{}: string is not UTF-8", self.what)))
+            .map_err(|_| Error::malformed(format!("{}: string is not UTF-8", self.what)))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -41,7 +41,11 @@ pub const MAX_CONTEXT: u64 = 1 << 20;
 impl Schedule {
     /// Checks the invariants the group runner relies on; archives are validated with it too.
     pub fn validate(&self, n_vocab: Option<usize>) -> Result<()> {
-        let bad = |why: &str| Err(Error::Corrupt(format!("invalid schedule ({self}): {why}")));
+        let bad = |why: &str| {
+            Err(Error::malformed(format!(
+                "invalid schedule ({self}): {why}"
+            )))
+        };
         if self.seqs == 0 || self.seqs > MAX_SEQS {
             return bad("sequences per group out of range");
         }

@@ -46,7 +46,7 @@ pub fn read_segment_table(
     chunk_tokens: u64,
     chunk_raw: u64,
 ) -> Result<(Vec<SegmentEntry>, usize)> {
-    let corrupt = |why: &str| Error::Corrupt(format!("chunk {chunk}: segment table: {why}"));
+    let corrupt = |why: &str| Error::malformed(format!("chunk {chunk}: segment table: {why}"));
     let mut at = 0;
     let varint = |at: &mut usize| {
         read_varint(payload, at).map_err(|e| match e {

@@ -55,7 +55,7 @@ impl<R: Read> StreamReader<R> {
         let frame = loop {
             let mut byte = [0u8];
             if read_full(&mut self.r, &mut byte)? == 0 {
-                return Err(Error::Truncated(format!(
+                return Err(Error::truncated(format!(
                     "stream ends before chunk {i} or the index"
                 )));
             }
@@ -72,9 +72,10 @@ impl<R: Read> StreamReader<R> {
         let mut payload = Vec::new();
         (&mut self.r)
             .take(entry.payload_len)
-            .read_to_end(&mut payload)?;
+            .read_to_end(&mut payload)
+            .map_err(Error::Read)?;
         if (payload.len() as u64) < entry.payload_len {
-            return Err(Error::Truncated(format!(
+            return Err(Error::truncated(format!(
                 "chunk {i}: payload ends after {} of {} bytes",
                 payload.len(),
                 entry.payload_len
@@ -93,17 +94,17 @@ impl<R: Read> StreamReader<R> {
         let mut body = vec![0u8; 12];
         body[0] = INDEX_MAGIC[0];
         if read_full(&mut self.r, &mut body[1..])? < 11 {
-            return Err(Error::Truncated("stream ends inside the index".into()));
+            return Err(Error::truncated("stream ends inside the index"));
         }
         if body[..4] != INDEX_MAGIC {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::malformed(format!(
                 "neither chunk {} nor the index follows at byte {index_offset}",
                 self.frames.len()
             )));
         }
         let count = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes"));
         if count != self.frames.len() as u64 {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::malformed(format!(
                 "index lists {count} chunks, the stream held {}",
                 self.frames.len()
             )));
@@ -111,13 +112,13 @@ impl<R: Read> StreamReader<R> {
         let size = index_size(count).expect("as many entries as frames read") as usize;
         body.resize(size + FOOTER_SIZE, 0);
         if read_full(&mut self.r, &mut body[12..])? < size + FOOTER_SIZE - 12 {
-            return Err(Error::Truncated("stream ends inside the index".into()));
+            return Err(Error::truncated("stream ends inside the index"));
         }
         let footer = body.split_off(size);
         let index = Index::parse(&body)?;
         if index.chunks != self.frames {
-            return Err(Error::Corrupt(
-                "the index differs from the chunk frame headers".into(),
+            return Err(Error::malformed(
+                "the index differs from the chunk frame headers",
             ));
         }
         index.check_totals(
@@ -128,10 +129,10 @@ impl<R: Read> StreamReader<R> {
         if footer[8..] != FOOTER_MAGIC
             || u64::from_le_bytes(footer[..8].try_into().expect("8 bytes")) != index_offset
         {
-            return Err(Error::Corrupt("footer does not point at the index".into()));
+            return Err(Error::malformed("footer does not point at the index"));
         }
         if read_full(&mut self.r, &mut [0u8])? != 0 {
-            return Err(Error::Corrupt("bytes after the footer".into()));
+            return Err(Error::malformed("bytes after the footer"));
         }
         self.finished = true;
         Ok(())

@@ -75,7 +75,7 @@ impl<'w> ArchiveWriter<'w> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes)?;
+        self.out.write_all(bytes).map_err(Error::Write)?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -91,7 +91,7 @@ impl<'w> ArchiveWriter<'w> {
         };
         let tail = index.to_bytes(self.written);
         self.put(&tail)?;
-        self.out.flush()?;
+        self.out.flush().map_err(Error::Write)?;
         Ok(self.written)
     }
 }

@@ -161,7 +161,7 @@ impl SymbolDecoder {
     /// `bytes` must be a whole number of words; anything else is a corrupt chunk.
     pub fn new(bytes: &[u8], chunk: usize) -> Result<Self> {
         if !bytes.len().is_multiple_of(4) {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::malformed(format!(
                 "chunk {chunk}: coded stream of {} bytes is not a whole number of 32-bit words",
                 bytes.len()
             )));
@@ -171,7 +171,7 @@ impl SymbolDecoder {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         let inner = DefaultRangeDecoder::from_compressed(words).map_err(|_| {
-            Error::Corrupt(format!(
+            Error::malformed(format!(
                 "chunk {chunk}: coded stream cannot start a range decoder"
             ))
         })?;
@@ -198,7 +198,7 @@ impl SymbolDecoder {
 /// The range decoder met a state no encoder writes (constriction's own message names its
 /// internals, not the archive).
 fn invalid_code(chunk: usize) -> Error {
-    Error::Corrupt(format!(
+    Error::malformed(format!(
         "chunk {chunk}: the coded data is not a valid range-coder stream for its model"
     ))
 }
@@ -207,6 +207,7 @@ fn invalid_code(chunk: usize) -> Error {
 mod tests {
     use super::*;
     use crate::entropy::quantize::weights_to_cdf;
+    use crate::error::FormatError;
 
     #[test]
     fn round_trip_under_changing_models() {
@@ -260,7 +261,7 @@ mod tests {
     fn ragged_stream_is_corrupt() {
         assert!(matches!(
             SymbolDecoder::new(&[1, 2, 3], 7),
-            Err(Error::Corrupt(_))
+            Err(Error::Format(FormatError::Malformed(_)))
         ));
     }
 }

@@ -20,7 +20,7 @@ use crate::container::{
     write_segment_table, ArchiveWriter, ByteModelKind, ChunkEntry, ChunkKind, CodedChunk, Header,
     ModelSection, VERSION,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::models;
 use crate::predict::llama::Placement;
 use crate::token::{segment_chunk, Segment, Vocabulary};
@@ -122,8 +122,8 @@ pub fn compress_stream(
     };
     // The same rule that rejects a forged archive, in the words of the flags that set it.
     schedule.validate(Some(lm.n_vocab())).map_err(|e| match e {
-        Error::Corrupt(why) => {
-            Error::Usage(format!("--window, --slide, --sinks, --seqs give an {why}"))
+        Error::Format(FormatError::Malformed(why)) => {
+            Error::InvalidOption(format!("--window, --slide, --sinks, --seqs give an {why}"))
         }
         e => e,
     })?;
@@ -195,9 +195,10 @@ pub fn compress_stream(
 
 fn finish(writer: ArchiveWriter<'_>, size: Option<u64>, read: u64) -> Result<CompressStats> {
     if let Some(size) = size.filter(|&s| s != read) {
-        return Err(Error::IoOther(std::io::Error::other(format!(
-            "the input changed while being read: {size} bytes expected, {read} read"
-        ))));
+        return Err(Error::InputChanged {
+            expected: size,
+            read,
+        });
     }
     let archive_bytes = writer.finish()?;
     Ok(CompressStats {

@@ -18,7 +18,7 @@ use crate::container::{
     self, Archive, ChunkEntry, ChunkKind, Header, ModelSection, TokenModelKind,
 };
 use crate::container::{read_header, ByteModelKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::models;
 use crate::predict::llama::{ChunkDriver, DeviceChoice, Placement};
 use crate::token::Vocabulary;
@@ -58,7 +58,7 @@ pub fn decompress_range(
     let recovered = archive.index.original_size();
     let size = archive.original_size();
     if let Some(r) = range.as_ref().filter(|r| r.start > r.end) {
-        return Err(Error::Usage(format!(
+        return Err(Error::InvalidOption(format!(
             "range {}..{} ends before it starts",
             r.start, r.end
         )));
@@ -121,7 +121,7 @@ pub fn decompress_stream(
     let (header, header_bytes) = read_header(input)?;
     if !header.framed() {
         let mut archive = header_bytes;
-        input.read_to_end(&mut archive)?;
+        input.read_to_end(&mut archive).map_err(Error::Read)?;
         return decompress(&archive, opts, out, progress);
     }
     let mut reader = StreamReader::new(input, header, header_bytes.len())?;
@@ -140,8 +140,8 @@ pub fn decompress_stream(
             match reader.next_chunk() {
                 Ok(Some((entry, payload))) => {
                     if entry.tokens > 0 && header.model.is_none() {
-                        return Some(Err(Error::Corrupt(
-                            "chunks with LLM tokens but no model section".into(),
+                        return Some(Err(Error::malformed(
+                            "chunks with LLM tokens but no model section",
                         )));
                     }
                     start += entry.len;
@@ -227,18 +227,18 @@ impl<'o> Sink<'o> {
             if computed == entry.crc32 && bytes.len() as u64 == entry.len {
                 Ok(bytes)
             } else {
-                Err(Error::CrcMismatch {
-                    what: format!(
+                Err(Error::Format(FormatError::Crc {
+                    structure: format!(
                         "chunk {index} (original bytes {start}..{})",
                         start + entry.len
                     ),
                     stored: entry.crc32,
                     computed,
-                })
+                }))
             }
         });
         match checked {
-            Ok(bytes) => self.out.write_all(&bytes[from..to])?,
+            Ok(bytes) => self.out.write_all(&bytes[from..to]).map_err(Error::Write)?,
             Err(e) if self.keep_going => {
                 // In pieces: the length comes from the archive, which is damaged.
                 self.zeros((to - from) as u64)?;
@@ -265,14 +265,14 @@ impl<'o> Sink<'o> {
         let zeros = [0u8; 64 << 10];
         while left > 0 {
             let n = left.min(zeros.len() as u64) as usize;
-            self.out.write_all(&zeros[..n])?;
+            self.out.write_all(&zeros[..n]).map_err(Error::Write)?;
             left -= n as u64;
         }
         Ok(())
     }
 
     fn finish(self) -> Result<u64> {
-        self.out.flush()?;
+        self.out.flush().map_err(Error::Write)?;
         if !self.damaged.is_empty() {
             return Err(Error::Damaged {
                 written: self.written,
@@ -490,7 +490,7 @@ fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
     let workers = Workers::load(&file.path, &placement, opts.threads)?;
     let lm = workers.model();
     if lm.n_vocab() != m.n_vocab as usize {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::malformed(format!(
             "archive says the model has {} tokens, the model has {}",
             m.n_vocab,
             lm.n_vocab()
@@ -546,7 +546,7 @@ fn chunk_decoder<'a>(
 /// A zstd frame that must hold exactly `len` bytes. The output grows only as the frame
 /// delivers, so a forged length cannot make us allocate it up front.
 fn decode_zstd(payload: &[u8], len: u64, index: usize) -> Result<Vec<u8>> {
-    let corrupt = |why: String| Error::Corrupt(format!("chunk {index}: zstd: {why}"));
+    let corrupt = |why: String| Error::malformed(format!("chunk {index}: zstd: {why}"));
     let mut out = Vec::new();
     zstd::stream::read::Decoder::new(payload)
         .map_err(|e| corrupt(e.to_string()))?

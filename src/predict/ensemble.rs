@@ -447,13 +447,8 @@ mod tests {
     #[test]
     fn cdfs_are_pinned() {
         let n = 70_001;
-        let mut state = 0x5eed_1234_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut seeded = crate::seeded::Seeded::new(0x5eed_1234);
+        let mut next = move || seeded.bits(31) as u32;
         let phrase: Vec<u32> = (0..13).map(|_| next() % n as u32).collect();
         let steps: Vec<(u32, Vec<f32>)> = (0..80)
             .map(|i| {
@@ -490,24 +485,5 @@ mod tests {
             crc(TokenModelKind::BiasedEnsemble),
         ];
         assert_eq!(got, [0x4fa9_cdc9, 0xa62d_11f4, 0x70ed_375d], "{got:#010x?}");
-    }
-
-    #[test]
-    fn identical_runs_give_identical_cdfs() {
-        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 23) as f32 * 0.3).collect();
-        let run = |kind| {
-            let mut m = TokenModel::new(kind);
-            let mut cdfs = Vec::new();
-            for t in [5u32, 9, 5, 9, 5, 9, 1, 2, 3, 5, 9, 5] {
-                let mut cdf = Vec::new();
-                m.predict(&logits, &mut cdf);
-                cdfs.push(cdf);
-                m.update(t);
-            }
-            cdfs
-        };
-        for kind in [TokenModelKind::Ensemble, TokenModelKind::BiasedEnsemble] {
-            assert_eq!(run(kind), run(kind));
-        }
     }
 }

@@ -225,7 +225,7 @@ impl Placement {
                         Some(_) => {}
                         None => {
                             let known: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
-                            return Err(Error::Usage(format!(
+                            return Err(Error::InvalidOption(format!(
                                 "no device {name:?} in this build; it has {} (see `nzip devices`)",
                                 known.join(", ")
                             )));
@@ -233,7 +233,7 @@ impl Placement {
                     }
                 }
                 if cpu_named && !chosen.is_empty() {
-                    return Err(Error::Usage(
+                    return Err(Error::InvalidOption(
                         "the CPU and GPUs compute different numerics; an archive must come \
                          from one kind of device: name either the CPU or GPUs with --device"
                             .into(),
@@ -249,7 +249,7 @@ impl Placement {
             .iter()
             .find(|d| d.numerics_fingerprint() != gpus[0].numerics_fingerprint())
         {
-            return Err(Error::Usage(format!(
+            return Err(Error::InvalidOption(format!(
                 "{} ({}) and {} ({}) compute different numerics; an archive must come from \
                  one kind of device: choose some with --device",
                 gpus[0].name, gpus[0].description, odd.name, odd.description
@@ -370,7 +370,7 @@ impl LanguageModel {
             .window
             .checked_mul(seqs)
             .and_then(NonZeroU32::new)
-            .ok_or_else(|| Error::Usage("context size out of range".into()))?;
+            .ok_or_else(|| Error::InvalidOption("context size out of range".into()))?;
         let threads = threads.clamp(1, 512) as i32;
         let params = LlamaContextParams::default()
             .with_n_ctx(Some(n_ctx))
