@@ -16,15 +16,16 @@ pub const MIN_TEXT_RUN: usize = 64;
 
 /// What a run of bytes is coded as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpanKind {
+pub enum SegmentKind {
     Text,
     Raw,
 }
 
-/// A run of bytes of one kind, as a range into the chunk.
+/// A segment as the splitter proposes it, before tokenization: its kind and its bytes as a
+/// range into the chunk (`token::Segment` is what it becomes once verified).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub kind: SpanKind,
+pub struct SegmentSpan {
+    pub kind: SegmentKind,
     pub range: Range<usize>,
 }
 
@@ -48,28 +49,28 @@ pub fn is_tokenizer_safe(c: char) -> bool {
 /// Cuts `bytes` into alternating text and raw spans covering it exactly, in order. Input that
 /// is all safe text is one text span whatever its length (short text files are still text);
 /// otherwise text runs shorter than [`MIN_TEXT_RUN`] join the raw bytes around them.
-pub fn split(bytes: &[u8]) -> Vec<Span> {
+pub fn split(bytes: &[u8]) -> Vec<SegmentSpan> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         if !text.is_empty() && text.chars().all(is_tokenizer_safe) {
-            return vec![Span {
-                kind: SpanKind::Text,
+            return vec![SegmentSpan {
+                kind: SegmentKind::Text,
                 range: 0..bytes.len(),
             }];
         }
     }
-    let mut spans: Vec<Span> = Vec::new();
-    let mut push = |kind: SpanKind, range: Range<usize>| {
+    let mut spans: Vec<SegmentSpan> = Vec::new();
+    let mut push = |kind: SegmentKind, range: Range<usize>| {
         if range.is_empty() {
             return;
         }
-        let kind = if kind == SpanKind::Text && range.len() < MIN_TEXT_RUN {
-            SpanKind::Raw
+        let kind = if kind == SegmentKind::Text && range.len() < MIN_TEXT_RUN {
+            SegmentKind::Raw
         } else {
             kind
         };
         match spans.last_mut() {
             Some(last) if last.kind == kind => last.range.end = range.end,
-            _ => spans.push(Span { kind, range }),
+            _ => spans.push(SegmentSpan { kind, range }),
         }
     };
 
@@ -92,14 +93,14 @@ pub fn split(bytes: &[u8]) -> Vec<Span> {
         for (offset, c) in valid.char_indices() {
             if !is_tokenizer_safe(c) {
                 let at = pos + offset;
-                push(SpanKind::Text, run_start..at);
-                push(SpanKind::Raw, at..at + c.len_utf8());
+                push(SegmentKind::Text, run_start..at);
+                push(SegmentKind::Raw, at..at + c.len_utf8());
                 run_start = at + c.len_utf8();
             }
         }
         let valid_end = pos + valid.len();
-        push(SpanKind::Text, run_start..valid_end);
-        push(SpanKind::Raw, valid_end..valid_end + invalid_len);
+        push(SegmentKind::Text, run_start..valid_end);
+        push(SegmentKind::Raw, valid_end..valid_end + invalid_len);
         pos = valid_end + invalid_len;
     }
     spans
@@ -109,7 +110,7 @@ pub fn split(bytes: &[u8]) -> Vec<Span> {
 mod tests {
     use super::*;
 
-    fn kinds(bytes: &[u8]) -> Vec<(SpanKind, usize)> {
+    fn kinds(bytes: &[u8]) -> Vec<(SegmentKind, usize)> {
         split(bytes)
             .into_iter()
             .map(|s| (s.kind, s.range.len()))
@@ -137,7 +138,7 @@ mod tests {
                 if i > 0 {
                     assert_ne!(s.kind, spans[i - 1].kind, "adjacent spans must alternate");
                 }
-                if s.kind == SpanKind::Text {
+                if s.kind == SegmentKind::Text {
                     let t = std::str::from_utf8(&bytes[s.range.clone()]).expect("text is UTF-8");
                     assert!(t.chars().all(is_tokenizer_safe));
                     assert!(s.range.len() >= MIN_TEXT_RUN || spans.len() == 1);
@@ -150,7 +151,7 @@ mod tests {
 
     #[test]
     fn unsafe_characters_become_raw() {
-        use SpanKind::*;
+        use SegmentKind::*;
         let run = "0123456789abcdef".repeat(4);
         assert_eq!(
             kinds(format!("{run}\u{4}{run}").as_bytes()),

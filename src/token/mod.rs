@@ -5,7 +5,7 @@
 //! found, and the rest is coded as raw bytes.
 
 use crate::container::SegmentEntry;
-use crate::segment::{self, SpanKind, MIN_TEXT_RUN};
+use crate::segment::{self, SegmentKind, MIN_TEXT_RUN};
 
 /// A run of a chunk as it is coded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,13 +92,13 @@ pub fn segment_chunk(vocab: &Vocabulary, bytes: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
     for span in segment::split(bytes) {
         match span.kind {
-            SpanKind::Raw => push(
+            SegmentKind::Raw => push(
                 &mut out,
                 Segment::Raw {
                     len: span.range.len(),
                 },
             ),
-            SpanKind::Text => {
+            SegmentKind::Text => {
                 // split() hands out only valid UTF-8 as text.
                 // A whole-chunk text span may be short; pieces of it may not.
                 let min_run = if span.range.len() == bytes.len() {
