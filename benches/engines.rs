@@ -14,7 +14,8 @@ use nzip::engine::PortableModel;
 use nzip::entropy::quantize::TOTAL;
 use nzip::models::{self, FetchPolicy};
 use nzip::predict::ensemble::TokenModel;
-use nzip::predict::llama::{ChunkDriver, LanguageModel};
+use nzip::predict::llama::LanguageModel;
+use nzip::predict::lockstep::ChunkDriver;
 
 /// Feeds a known token sequence and sums −log2 p of each next token: under the bare model's
 /// softmax, and under the CDF the default levels' token ensemble (LLM, learned bias, n-grams,

@@ -22,7 +22,8 @@ use nzip::container::TokenModelKind;
 use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{DEFAULT_SINKS, DEFAULT_SLIDE, DEFAULT_WINDOW};
 use nzip::predict::ensemble::{Design, TokenModel};
-use nzip::predict::llama::{ChunkDriver, LanguageModel};
+use nzip::predict::llama::LanguageModel;
+use nzip::predict::lockstep::ChunkDriver;
 use nzip::token::{segment_chunk, Segment, Vocabulary};
 
 const MAGIC: &[u8; 8] = b"NZLOGITS";

@@ -8,7 +8,7 @@ use crate::container::TokenModelKind;
 use crate::entropy::range::SymbolDecoder;
 use crate::error::{Error, Result};
 use crate::predict::ensemble::TokenModel;
-use crate::predict::llama::ChunkDriver;
+use crate::predict::lockstep::ChunkDriver;
 use crate::token::Vocabulary;
 
 pub struct ChunkDecoder<'a> {

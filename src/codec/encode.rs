@@ -7,7 +7,7 @@ use crate::container::TokenModelKind;
 use crate::entropy::range::SymbolEncoder;
 use crate::error::{Error, Result};
 use crate::predict::ensemble::TokenModel;
-use crate::predict::llama::ChunkDriver;
+use crate::predict::lockstep::ChunkDriver;
 use crate::token::Segment;
 
 pub struct ChunkEncoder<'a> {

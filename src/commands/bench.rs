@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
-use nzip::predict::llama::LlmTimes;
+use nzip::predict::lockstep::LlmTimes;
 use nzip::{models, Error};
 
 use super::plot::{write_svg, Point};

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use nzip::container::TokenModelKind;
 use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
-use nzip::predict::llama::LlmTimes;
+use nzip::predict::lockstep::LlmTimes;
 use nzip::{models, Error};
 
 use super::output::Output;

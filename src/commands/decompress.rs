@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nzip::pipeline::{self, DecompressOptions};
-use nzip::predict::llama::LlmTimes;
+use nzip::predict::lockstep::LlmTimes;
 use nzip::{models, Error};
 
 use super::output::Output;

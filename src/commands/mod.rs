@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nzip::predict::llama::LlmTimes;
+use nzip::predict::lockstep::LlmTimes;
 use nzip::Error;
 
 use crate::cli::args::IoArgs;

@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::container::Schedule;
-use crate::predict::llama::ChunkDriver;
+use crate::predict::lockstep::{self, ChunkDriver, LockstepModel};
 
 /// The numerics identity an archive records for this engine: the arithmetic formats/NZIP.md
 /// specifies under "Portable numerics". Any change to a bit of the logits needs a new one.
@@ -64,50 +64,46 @@ impl PortableModel {
         GroupRunner {
             group: model::Group::new(&self.model, *schedule),
             schedule: *schedule,
+            logits: Vec::new(),
         }
     }
 }
 
-/// Decodes groups of chunks in lockstep, with the same schedule and driver protocol as the
-/// llama.cpp runner (`predict::llama::GroupRunner::run`).
+/// Runs lockstep groups on the portable engine (the schedule: `predict::lockstep`).
 pub struct GroupRunner<'m> {
     group: model::Group<'m>,
     schedule: Schedule,
+    logits: Vec<Vec<f32>>,
 }
 
 impl GroupRunner<'_> {
-    /// Step t feeds every chunk with `t < n_tokens` its token t (token 0 is the start token)
-    /// and hands it the logits that predict token t+1; `on_step` may stop the run early.
+    /// Runs one group: see [`lockstep::run_group`].
     pub fn run<D: ChunkDriver>(
         &mut self,
         drivers: &mut [D],
         n_tokens: &[u64],
-        mut on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
+        on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
     ) -> crate::Result<bool> {
-        if drivers.len() > self.schedule.seqs as usize || drivers.len() != n_tokens.len() {
-            return Err(crate::Error::Internal(
-                "group larger than the runner's sequences".into(),
-            ));
-        }
-        self.group.reset(drivers.len());
-        let mut next: Vec<u32> = vec![self.schedule.start_token; drivers.len()];
-        let steps = n_tokens.iter().copied().max().unwrap_or(0);
-        let mut logits: Vec<Vec<f32>> = Vec::new();
-        for t in 0..steps {
-            let feed: Vec<(usize, u32)> = (0..drivers.len())
-                .filter(|&i| t < n_tokens[i])
-                .map(|i| (i, next[i]))
-                .collect();
-            logits.resize(feed.len(), Vec::new());
-            self.group.step(&feed, &mut logits);
-            for (slot, &(i, _)) in feed.iter().enumerate() {
-                next[i] = drivers[i].next_token(&logits[slot])?;
-            }
-            if on_step(t + 1, drivers).is_break() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let schedule = self.schedule;
+        lockstep::run_group(self, &schedule, drivers, n_tokens, on_step)
+    }
+}
+
+impl LockstepModel for GroupRunner<'_> {
+    fn start(&mut self, seqs: usize) -> crate::Result<()> {
+        self.group.reset(seqs);
+        Ok(())
+    }
+
+    fn step<R>(
+        &mut self,
+        feed: &[(usize, u32)],
+        use_logits: impl FnOnce(&[&[f32]]) -> crate::Result<R>,
+    ) -> crate::Result<R> {
+        self.logits.resize(feed.len(), Vec::new());
+        self.group.step(feed, &mut self.logits[..feed.len()]);
+        let logits: Vec<&[f32]> = self.logits[..feed.len()].iter().map(|l| &l[..]).collect();
+        use_logits(&logits)
     }
 }
 

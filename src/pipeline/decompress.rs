@@ -20,7 +20,8 @@ use crate::container::{
 use crate::container::{read_header, ByteModelKind};
 use crate::error::{Error, FormatError, Result};
 use crate::models;
-use crate::predict::llama::{ChunkDriver, DeviceChoice, Placement};
+use crate::predict::llama::{DeviceChoice, Placement};
+use crate::predict::lockstep::ChunkDriver;
 use crate::token::Vocabulary;
 
 /// Decompresses a whole archive in memory, writing the original bytes to `out` chunk by

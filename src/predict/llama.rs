@@ -1,5 +1,5 @@
-//! The only module that touches llama.cpp: backend, model, tokenizer access, and the lockstep
-//! decoding of a group of chunks with a sliding KV window.
+//! The only module that touches llama.cpp: backend, model, tokenizer access, and its side of
+//! the lockstep decoding of a group of chunks (`predict::lockstep`) with a sliding KV window.
 //!
 //! Lifecycle (llama-cpp-2): backend once per process → model (shared) → one context per group
 //! runner → batch → `decode` → logits. The schedule of `decode` calls is a pure function of the
@@ -9,9 +9,7 @@
 use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -20,10 +18,10 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use rayon::prelude::*;
 
 use crate::container::Schedule;
 use crate::error::{Error, Result};
+use crate::predict::lockstep::{self, ChunkDriver, LockstepModel};
 
 /// The llama.cpp release our pinned llama-cpp-sys-2 vendors; part of the numerics fingerprint.
 pub const LLAMA_CPP_BINDING: &str = "llama-cpp-sys-2 0.1.161";
@@ -44,73 +42,6 @@ fn backend() -> Result<&'static LlamaBackend> {
         })
         .as_ref()
         .map_err(|e| Error::Llama(format!("backend init: {e}")))
-}
-
-/// Where LLM time went, summed over every group runner in the process (for `-v` and
-/// `nzip bench`: the model's own speed is the bar the rest of the pipeline is held to).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LlmTimes {
-    /// Tokens fed to the model (one per chunk per step).
-    pub tokens: u64,
-    /// `decode` calls.
-    pub steps: u64,
-    /// Inside llama.cpp's `decode`.
-    pub decode: Duration,
-    /// Everything else of a step: batch building, KV slides, and the drivers (ensemble,
-    /// quantization, range coding, segment bookkeeping).
-    pub rest: Duration,
-}
-
-impl LlmTimes {
-    /// The process's totals so far; subtract an earlier snapshot to time one piece of work.
-    pub fn now() -> Self {
-        Self {
-            tokens: TIMES[0].load(Ordering::Relaxed),
-            steps: TIMES[1].load(Ordering::Relaxed),
-            decode: Duration::from_nanos(TIMES[2].load(Ordering::Relaxed)),
-            rest: Duration::from_nanos(TIMES[3].load(Ordering::Relaxed)),
-        }
-    }
-
-    pub fn since(&self, earlier: &Self) -> Self {
-        Self {
-            tokens: self.tokens - earlier.tokens,
-            steps: self.steps - earlier.steps,
-            decode: self.decode.saturating_sub(earlier.decode),
-            rest: self.rest.saturating_sub(earlier.rest),
-        }
-    }
-}
-
-/// tokens, steps, decode nanoseconds, other nanoseconds.
-static TIMES: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-
-fn add_time(slot: usize, took: Duration) {
-    TIMES[slot].fetch_add(
-        u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
-}
-
-/// Receives the logits that predict a chunk's next token and names the token to feed next.
-///
-/// The encoder's implementation codes its known token and returns it; the decoder's decodes
-/// the token from the stream. Called exactly `n_tokens` times per chunk, in order.
-pub trait ChunkDriver: Send {
-    fn next_token(&mut self, logits: &[f32]) -> Result<u32>;
-}
-
-/// A group slot without a driver: a chunk of the group that codes no tokens, which the
-/// schedule never steps.
-impl<D: ChunkDriver> ChunkDriver for Option<D> {
-    fn next_token(&mut self, logits: &[f32]) -> Result<u32> {
-        match self {
-            Some(d) => d.next_token(logits),
-            None => Err(Error::Internal(
-                "LLM step for a chunk without tokens".into(),
-            )),
-        }
-    }
 }
 
 /// A compute device llama.cpp can run the model on, as this build sees it.
@@ -395,6 +326,7 @@ impl LanguageModel {
             ctx,
             batch,
             schedule: *schedule,
+            position: Vec::new(),
         })
     }
 }
@@ -439,110 +371,75 @@ pub struct GroupRunner<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     schedule: Schedule,
+    /// Each sequence's next position in the context.
+    position: Vec<u32>,
 }
 
 impl GroupRunner<'_> {
-    /// Runs one group: `drivers[i]` is chunk i of the group with `n_tokens[i]` tokens.
-    ///
-    /// Step t feeds, for every chunk with `t < n_tokens`, its token t (token 0 is the start
-    /// token) as sequence i, then hands each chunk the logits that predict its token t+1.
-    /// Before a chunk's position would reach the window, its KV cache slides: positions
-    /// `[sinks, sinks+slide)` are dropped and the rest shifted down by `slide`.
-    ///
-    /// After each step `on_step(t, drivers)` may stop the run early (the encoder does, to drop
-    /// chunks the LLM codes badly); `run` then returns `Ok(false)`.
+    /// Runs one group: see [`lockstep::run_group`].
     pub fn run<D: ChunkDriver>(
         &mut self,
         drivers: &mut [D],
         n_tokens: &[u64],
-        mut on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
+        on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
     ) -> Result<bool> {
+        let schedule = self.schedule;
+        lockstep::run_group(self, &schedule, drivers, n_tokens, on_step)
+    }
+}
+
+impl LockstepModel for GroupRunner<'_> {
+    fn start(&mut self, seqs: usize) -> Result<()> {
+        self.ctx.clear_kv_cache();
+        self.position.clear();
+        self.position.resize(seqs, 0);
+        Ok(())
+    }
+
+    fn step<R>(
+        &mut self,
+        feed: &[(usize, u32)],
+        use_logits: impl FnOnce(&[&[f32]]) -> Result<R>,
+    ) -> Result<R> {
         let Schedule {
             window,
             slide,
             sinks,
-            seqs,
-            start_token,
+            ..
         } = self.schedule;
-        if drivers.len() > seqs as usize || drivers.len() != n_tokens.len() {
-            return Err(Error::Internal(
-                "group larger than the context's sequences".into(),
-            ));
+        self.batch.clear();
+        for &(i, token) in feed {
+            if self.position[i] == window {
+                let seq = i as i32;
+                let kv_err = |e| Error::Llama(format!("sliding the KV window: {e}"));
+                self.ctx
+                    .kv_cache_seq_rm(seq, Some(sinks), Some(sinks + slide))
+                    .map_err(kv_err)?;
+                self.ctx
+                    .kv_cache_seq_add(seq, Some(sinks + slide), Some(window), -(slide as i32))
+                    .map_err(kv_err)?;
+                self.position[i] -= slide;
+            }
+            self.batch
+                .add(
+                    LlamaToken(token as i32),
+                    self.position[i] as i32,
+                    &[i as i32],
+                    true,
+                )
+                .map_err(|e| Error::Llama(format!("building a batch: {e}")))?;
+            self.position[i] += 1;
         }
-        self.ctx.clear_kv_cache();
-        let mut next_token: Vec<u32> = vec![start_token; drivers.len()];
-        let mut position: Vec<u32> = vec![0; drivers.len()];
-        let steps = n_tokens.iter().copied().max().unwrap_or(0);
-        let mut active: Vec<usize> = Vec::with_capacity(drivers.len());
-        for t in 0..steps {
-            let step_started = Instant::now();
-            active.clear();
-            active.extend((0..drivers.len()).filter(|&i| t < n_tokens[i]));
-            self.batch.clear();
-            for &i in &active {
-                if position[i] == window {
-                    let seq = i as i32;
-                    let kv_err = |e| Error::Llama(format!("sliding the KV window: {e}"));
-                    self.ctx
-                        .kv_cache_seq_rm(seq, Some(sinks), Some(sinks + slide))
-                        .map_err(kv_err)?;
-                    self.ctx
-                        .kv_cache_seq_add(seq, Some(sinks + slide), Some(window), -(slide as i32))
-                        .map_err(kv_err)?;
-                    position[i] -= slide;
-                }
-                self.batch
-                    .add(
-                        LlamaToken(next_token[i] as i32),
-                        position[i] as i32,
-                        &[i as i32],
-                        true,
-                    )
-                    .map_err(|e| Error::Llama(format!("building a batch: {e}")))?;
-                position[i] += 1;
-            }
-            let decode_started = Instant::now();
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| Error::Llama(format!("decode at step {t}: {e}")))?;
-            // GPU backends return before the graph has run; wait here so that the model's
-            // time is counted as the model's, not as the coder's.
-            self.ctx.synchronize();
-            let decode_took = decode_started.elapsed();
-            let ctx = &self.ctx;
-            let logits: Vec<&[f32]> = (0..active.len())
-                .map(|slot| ctx.get_logits_ith(slot as i32))
-                .collect();
-            // Each chunk's coder is independent, so the per-token work spreads over cores
-            // without changing any result.
-            let mut work: Vec<(&mut D, &[f32], &mut u32)> = Vec::with_capacity(active.len());
-            let mut rest: &mut [D] = drivers;
-            let mut rest_next: &mut [u32] = &mut next_token;
-            let mut offset = 0;
-            for (slot, &i) in active.iter().enumerate() {
-                let (_, tail) = std::mem::take(&mut rest).split_at_mut(i - offset);
-                let (d, tail) = tail.split_first_mut().expect("active index in range");
-                let (_, ntail) = std::mem::take(&mut rest_next).split_at_mut(i - offset);
-                let (n, ntail) = ntail.split_first_mut().expect("active index in range");
-                work.push((d, logits[slot], n));
-                rest = tail;
-                rest_next = ntail;
-                offset = i + 1;
-            }
-            work.into_par_iter()
-                .try_for_each(|(d, l, n)| -> Result<()> {
-                    *n = d.next_token(l)?;
-                    Ok(())
-                })?;
-            let stop = on_step(t + 1, drivers).is_break();
-            TIMES[0].fetch_add(active.len() as u64, Ordering::Relaxed);
-            TIMES[1].fetch_add(1, Ordering::Relaxed);
-            add_time(2, decode_took);
-            add_time(3, step_started.elapsed().saturating_sub(decode_took));
-            if stop {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| Error::Llama(format!("decode: {e}")))?;
+        // GPU backends return before the graph has run; wait here so that the model's time is
+        // counted as the model's, not as the coder's.
+        self.ctx.synchronize();
+        let ctx = &self.ctx;
+        let logits: Vec<&[f32]> = (0..feed.len())
+            .map(|slot| ctx.get_logits_ith(slot as i32))
+            .collect();
+        use_logits(&logits)
     }
 }

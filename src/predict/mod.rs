@@ -4,4 +4,5 @@
 pub mod cm;
 pub mod ensemble;
 pub mod llama;
+pub mod lockstep;
 pub mod order2;
