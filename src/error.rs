@@ -58,6 +58,11 @@ pub enum Error {
     #[error("llama.cpp: {0}")]
     Llama(String),
 
+    /// The portable engine cannot use the model (an unsupported architecture or block type,
+    /// or a damaged GGUF file).
+    #[error("portable engine: {0}")]
+    Engine(String),
+
     #[error(
         "archive damaged: {} byte range(s) could not be recovered and were written as zeros \
          ({written} bytes written in all): {}",

@@ -101,3 +101,14 @@ fn v3_text_and_raw_bytes() {
 fn v3_token_model_2() {
     decodes_where_numerics_match("v3-biased.bin");
 }
+
+/// Format version 3 with the portable engine ("nzip portable 1"): text and raw bytes in two
+/// chunks of one lockstep group, with a window small enough to slide. Its logits are the same
+/// on every machine, so it must decode everywhere: no skip.
+#[test]
+fn v3_portable_engine() {
+    assert_eq!(
+        decode(&golden("v3-portable.bin.nz")).unwrap(),
+        golden("v3-portable.bin")
+    );
+}

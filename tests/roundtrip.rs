@@ -2,7 +2,9 @@
 //! byte for byte, and the archive has the expected shape.
 
 use nzip::container::{Archive, ChunkKind};
-use nzip::pipeline::{compress, decompress, CompressOptions, DecompressOptions};
+use nzip::pipeline::{
+    compress, decompress, decompress_range, CompressOptions, DecompressOptions, Engine,
+};
 
 use crate::util::{awkward_text, corpus, random_bytes};
 
@@ -172,4 +174,49 @@ fn compression_is_deterministic() {
         a == b,
         "same input and options must give the same archive, whatever the threads"
     );
+}
+
+/// The portable engine: the archive records its numerics ("nzip portable 1"), the encoder
+/// writes the same archive on any number of threads, and the decoder gives back the input on
+/// any number of threads, decoding a chunk alone (a range) or with its whole group.
+#[test]
+fn portable_engine_is_independent_of_threads_and_grouping() {
+    let data = &corpus("alice29.txt")[30_000..33_000];
+    let copts = CompressOptions {
+        engine: Engine::Portable,
+        chunk_size: 1000,
+        window: 160,
+        slide: 48,
+        ..CompressOptions::default()
+    };
+    let archive = round_trip_with(data, &copts);
+    let parsed = Archive::parse(&archive).unwrap();
+    let model = parsed.header.model.as_ref().expect("an LLM archive");
+    assert_eq!(model.numerics, nzip::engine::NUMERICS);
+    assert!(parsed.index.chunks.len() >= 3 && parsed.index.chunks.iter().all(|c| c.tokens > 0));
+    let one_thread = compress(
+        data,
+        &CompressOptions {
+            threads: 1,
+            ..copts.clone()
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert!(
+        one_thread == archive,
+        "the archive depends on the thread count"
+    );
+    for threads in [1, 3] {
+        let dopts = DecompressOptions {
+            threads,
+            ..DecompressOptions::default()
+        };
+        let mut back = Vec::new();
+        decompress(&archive, &dopts, &mut back, &|_| {}).unwrap();
+        assert!(back == data, "{threads} threads");
+        let mut middle = Vec::new();
+        decompress_range(&archive, Some(1200..1900), &dopts, &mut middle, &|_| {}).unwrap();
+        assert!(middle == data[1200..1900], "{threads} threads, a range");
+    }
 }

@@ -100,6 +100,13 @@ pub struct PlacementArgs {
     pub workers: Option<u16>,
 }
 
+/// `--engine`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    Llama,
+    Portable,
+}
+
 #[derive(Args, Debug)]
 pub struct CompressArgs {
     #[command(flatten)]
@@ -129,6 +136,12 @@ pub struct CompressArgs {
     /// match model, mixer): for measuring what the ensemble adds.
     #[arg(long = "bare-llm", conflicts_with = "fast")]
     pub bare_llm: bool,
+    /// Engine for the LLM levels: llama (llama.cpp; the archive decodes where its numerics
+    /// fingerprint matches) or portable (nzip's own integer engine, Llama-architecture models
+    /// such as the default: the archive decodes on any machine; formats/PORTABLE.md). Decoding
+    /// follows the archive.
+    #[arg(long, value_enum, default_value_t = EngineArg::Llama, conflicts_with = "fast")]
+    pub engine: EngineArg,
     /// Target chunk size in bytes; chunks are coded independently [default: the level's].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
     pub chunk_size: Option<u64>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use nzip::container::TokenModelKind;
-use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
+use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions, Engine};
 use nzip::predict::lockstep::LlmTimes;
 use nzip::{models, Error};
 
@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::{
     input, refuse_terminal, report, stdin_is_terminal, stdout_is_terminal, CliResult, Failure,
 };
-use crate::cli::args::CompressArgs;
+use crate::cli::args::{CompressArgs, EngineArg};
 
 /// What the cost notice offers when LLM coding will be long.
 const FASTER: &str = "--fast (the byte model alone, about 1 MB/s per core), -3 (more chunks \
@@ -135,6 +135,12 @@ fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
             level.level
         )));
     }
+    if level.model.is_none() && args.engine != EngineArg::Llama {
+        return Err(Failure::Usage(format!(
+            "level {} uses no language model; --engine needs level 3 or above",
+            level.level
+        )));
+    }
     if level.model.is_none() && args.bare_llm {
         return Err(Failure::Usage(format!(
             "level {} uses no language model; --bare-llm needs level 3 or above",
@@ -154,6 +160,10 @@ fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
             TokenModelKind::Bare
         } else {
             TokenModelKind::BiasedEnsemble
+        },
+        engine: match args.engine {
+            EngineArg::Llama => Engine::Llama,
+            EngineArg::Portable => Engine::Portable,
         },
         chunk_size: args.chunk_size.map_or(base.chunk_size, |c| c as usize),
         window: args.window.unwrap_or(base.window),

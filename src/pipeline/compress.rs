@@ -100,8 +100,7 @@ pub fn compress_stream(
     }
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let placement = Placement::resolve(&opts.device, opts.workers)?;
-    let workers = Workers::load(&model_file.path, &placement, opts.threads)?;
-    let lm = workers.model();
+    let workers = Workers::load(&model_file.path, opts.engine, &placement, opts.threads)?;
     // A context holds window × seqs positions; an input of fewer chunks than the workers'
     // sequences needs fewer (Qwen 1.5B: 28 KB of KV cache per position), spread so that every
     // worker gets a group.
@@ -121,22 +120,24 @@ pub fn compress_stream(
         start_token: model_file.start_token,
     };
     // The same rule that rejects a forged archive, in the words of the flags that set it.
-    schedule.validate(Some(lm.n_vocab())).map_err(|e| match e {
-        Error::Format(FormatError::Malformed(why)) => {
-            Error::InvalidOption(format!("--window, --slide, --sinks, --seqs give an {why}"))
-        }
-        e => e,
-    })?;
+    schedule
+        .validate(Some(workers.n_vocab()))
+        .map_err(|e| match e {
+            Error::Format(FormatError::Malformed(why)) => {
+                Error::InvalidOption(format!("--window, --slide, --sinks, --seqs give an {why}"))
+            }
+            e => e,
+        })?;
     writer.set_model(ModelSection {
         name: model_file.name.clone(),
         size: model_file.size,
         sha256: model_file.sha256,
-        numerics: lm.numerics_fingerprint(),
-        n_vocab: lm.n_vocab() as u32,
+        numerics: workers.numerics(),
+        n_vocab: workers.n_vocab() as u32,
         schedule,
         token_model: opts.token_model,
     })?;
-    let vocab = pool.install(|| Vocabulary::new(lm));
+    let vocab = pool.install(|| Vocabulary::new(workers.tokenizer()));
     let mut runners = workers.runners(schedule);
     loop {
         // One group per worker at a time.

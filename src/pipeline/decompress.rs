@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::workers::{RunnerSlot, Workers};
+use super::workers::{Engine, RunnerSlot, Workers};
 use super::{thread_pool, DecompressOptions};
 use crate::codec::decode::ChunkDecoder;
 use crate::container::StreamReader;
@@ -328,7 +328,7 @@ impl<'h> GroupDecoder<'h> {
             .model
             .ok_or_else(|| Error::Internal("LLM chunks without a model section".into()))?;
         let workers = load_model(m, self.opts)?;
-        let vocab = self.pool.install(|| Vocabulary::new(workers.model()));
+        let vocab = self.pool.install(|| Vocabulary::new(workers.tokenizer()));
         let mut runners = workers.runners(m.schedule);
         loop {
             // One group per worker at a time, written in order. A group that cannot be read
@@ -467,8 +467,37 @@ fn write(
     Ok(())
 }
 
-/// The archive's model, checked against its numerics fingerprint and vocabulary size.
+/// The archive's model on the engine its numerics name, checked against the numerics
+/// fingerprint (llama.cpp's) and the vocabulary size. The portable engine's numerics are the
+/// same on every machine.
 fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
+    let engine = Engine::for_numerics(&m.numerics);
+    let file = || models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch);
+    let workers = if engine == Engine::Portable {
+        let placement = Placement::Cpu {
+            workers: opts.workers,
+        };
+        Workers::load(&file()?.path, engine, &placement, opts.threads)?
+    } else {
+        Workers::load(
+            &file()?.path,
+            engine,
+            &llama_placement(m, opts)?,
+            opts.threads,
+        )?
+    };
+    if workers.n_vocab() != m.n_vocab as usize {
+        return Err(Error::malformed(format!(
+            "archive says the model has {} tokens, the model has {}",
+            m.n_vocab,
+            workers.n_vocab()
+        )));
+    }
+    Ok(workers)
+}
+
+/// Where llama.cpp computes the archive's numerics (refused unless forced where it cannot).
+fn llama_placement(m: &ModelSection, opts: &DecompressOptions) -> Result<Placement> {
     let mut placement = Placement::resolve(&opts.device, opts.workers)?;
     // `auto` decodes where the archive's numerics are computed: an archive made on the CPU
     // decodes on the CPU of a GPU build too.
@@ -487,17 +516,7 @@ fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
             here,
         });
     }
-    let file = models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch)?;
-    let workers = Workers::load(&file.path, &placement, opts.threads)?;
-    let lm = workers.model();
-    if lm.n_vocab() != m.n_vocab as usize {
-        return Err(Error::malformed(format!(
-            "archive says the model has {} tokens, the model has {}",
-            m.n_vocab,
-            lm.n_vocab()
-        )));
-    }
-    Ok(workers)
+    Ok(placement)
 }
 
 /// Decodes a chunk that holds no LLM tokens: stored, zstd, or byte model only.

@@ -9,6 +9,7 @@ mod workers;
 
 pub use compress::{compress, compress_stream, CompressStats};
 pub use decompress::{decompress, decompress_range, decompress_stream};
+pub use workers::Engine;
 
 use crate::container::TokenModelKind;
 use crate::error::{Error, Result};
@@ -50,6 +51,9 @@ pub struct CompressOptions {
     pub always_llm: bool,
     /// How the LLM's logits become CDFs: the bare softmax or the ensemble around it.
     pub token_model: TokenModelKind,
+    /// Which engine computes the logits (the archive records its numerics; decoding follows
+    /// them).
+    pub engine: Engine,
     pub chunk_size: usize,
     pub window: u32,
     pub slide: u32,
@@ -70,6 +74,7 @@ impl Default for CompressOptions {
             fast: false,
             always_llm: false,
             token_model: TokenModelKind::BiasedEnsemble,
+            engine: Engine::Llama,
             chunk_size: DEFAULT_CHUNK_SIZE,
             window: DEFAULT_WINDOW,
             slide: DEFAULT_SLIDE,

@@ -1,26 +1,85 @@
-//! The LLM workers of one run: one llama.cpp context each, on the CPU (sharing one copy of the
-//! weights) or on GPUs (one copy of the weights per GPU, shared by that GPU's workers). Lockstep groups are independent, so a
-//! batch of groups runs on the workers at once, and results come back in group order: the
-//! archive does not depend on how many workers made it or decode it.
+//! The LLM workers of one run, on either engine. llama.cpp: one context each, on the CPU
+//! (sharing one copy of the weights) or on GPUs (one copy of the weights per GPU, shared by
+//! that GPU's workers). The portable engine: one group state each over one copy of the
+//! weights, on the CPU. Lockstep groups are independent, so a batch of groups runs on the
+//! workers at once, and results come back in group order: the archive does not depend on how
+//! many workers made it or decode it.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::container::Schedule;
+use crate::engine::{self, PortableModel};
 use crate::error::{Error, Result};
 use crate::predict::llama::{GroupRunner, LanguageModel, Placement};
+use crate::predict::lockstep::ChunkDriver;
+use crate::token::Tokenizer;
+
+/// Which engine computes the logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// llama.cpp: its float kernels' numerics, recorded as a fingerprint of build and CPU
+    /// features (or GPU); such an archive decodes where that fingerprint matches.
+    #[default]
+    Llama,
+    /// nzip's own integer engine (`engine`, `formats/PORTABLE.md`): the same logits on every
+    /// machine, recorded as [`engine::NUMERICS`].
+    Portable,
+}
+
+impl Engine {
+    /// The engine that computes the numerics an archive records.
+    pub fn for_numerics(numerics: &str) -> Self {
+        if numerics == engine::NUMERICS {
+            Engine::Portable
+        } else {
+            Engine::Llama
+        }
+    }
+}
+
+/// The loaded models of a run.
+enum Models {
+    /// One per GPU, or one for the CPU.
+    Llama(Vec<LanguageModel>),
+    /// The portable engine's weights, with llama.cpp's tokenizer (vocabulary only, no
+    /// weights) until nzip has its own.
+    Portable {
+        model: PortableModel,
+        vocab: LanguageModel,
+    },
+}
 
 pub(crate) struct Workers {
-    /// One model for the CPU; one per GPU.
-    models: Vec<LanguageModel>,
-    /// Per worker: its model and its llama.cpp threads.
+    models: Models,
+    /// Per worker: its model and its threads.
     slots: Vec<(usize, usize)>,
 }
 
 impl Workers {
-    /// Loads the model for `placement`; `threads` are shared out between CPU workers (a GPU
-    /// worker's threads only feed its device).
-    pub fn load(path: &Path, placement: &Placement, threads: usize) -> Result<Self> {
+    /// Loads the model for `engine` and `placement`; `threads` are shared out between CPU
+    /// workers (a GPU worker's threads only feed its device). The portable engine runs on the
+    /// CPU, its workers sharing the run's thread pool.
+    pub fn load(
+        path: &Path,
+        engine: Engine,
+        placement: &Placement,
+        threads: usize,
+    ) -> Result<Self> {
         let threads = threads.max(1);
+        if engine == Engine::Portable {
+            let model = PortableModel::load(path)
+                .map_err(|e| Error::Engine(format!("{}: {e}", path.display())))?;
+            let vocab = LanguageModel::load_vocab_only(path)?;
+            let workers = match placement {
+                Placement::Cpu { workers } => (*workers).clamp(1, threads),
+                Placement::Gpus { .. } => 1,
+            };
+            return Ok(Self {
+                models: Models::Portable { model, vocab },
+                slots: vec![(0, threads); workers],
+            });
+        }
         match placement {
             Placement::Cpu { workers } => {
                 let workers = (*workers).clamp(1, threads);
@@ -30,7 +89,7 @@ impl Workers {
                     .map(|w| (0, threads / workers + usize::from(w < threads % workers)))
                     .collect();
                 Ok(Self {
-                    models: vec![model],
+                    models: Models::Llama(vec![model]),
                     slots,
                 })
             }
@@ -40,7 +99,10 @@ impl Workers {
                     .map(|gpu| LanguageModel::load_on(path, Some(gpu)))
                     .collect::<Result<Vec<_>>>()?;
                 let slots = gpu_slots(models.len(), *per_gpu, threads);
-                Ok(Self { models, slots })
+                Ok(Self {
+                    models: Models::Llama(models),
+                    slots,
+                })
             }
         }
     }
@@ -49,9 +111,27 @@ impl Workers {
         self.slots.len()
     }
 
-    /// The first worker's model: the tokenizer, vocabulary size and numerics are everyone's.
-    pub fn model(&self) -> &LanguageModel {
-        &self.models[0]
+    /// The model's tokenizer (every worker's).
+    pub fn tokenizer(&self) -> &dyn Tokenizer {
+        match &self.models {
+            Models::Llama(models) => &models[0],
+            Models::Portable { vocab, .. } => vocab,
+        }
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        match &self.models {
+            Models::Llama(models) => models[0].n_vocab(),
+            Models::Portable { model, .. } => model.n_vocab(),
+        }
+    }
+
+    /// The numerics the workers compute with, as an archive records them.
+    pub fn numerics(&self) -> String {
+        match &self.models {
+            Models::Llama(models) => models[0].numerics_fingerprint(),
+            Models::Portable { .. } => engine::NUMERICS.into(),
+        }
     }
 
     /// Runners for groups with `schedule`; their contexts are made when first needed.
@@ -61,7 +141,10 @@ impl Workers {
                 .slots
                 .iter()
                 .map(|&(model, threads)| RunnerSlot {
-                    model: &self.models[model],
+                    model: match &self.models {
+                        Models::Llama(models) => ModelRef::Llama(&models[model]),
+                        Models::Portable { model, .. } => ModelRef::Portable(model),
+                    },
                     threads,
                     schedule,
                     runner: None,
@@ -71,22 +154,52 @@ impl Workers {
     }
 }
 
-/// A worker's context, made on first use: a group without LLM tokens needs none.
+#[derive(Clone, Copy)]
+enum ModelRef<'m> {
+    Llama(&'m LanguageModel),
+    Portable(&'m PortableModel),
+}
+
+/// A worker's group runner, made on first use: a group without LLM tokens needs none.
 pub(crate) struct RunnerSlot<'m> {
-    model: &'m LanguageModel,
+    model: ModelRef<'m>,
     threads: usize,
     schedule: Schedule,
-    runner: Option<GroupRunner<'m>>,
+    runner: Option<Runner<'m>>,
 }
 
 impl<'m> RunnerSlot<'m> {
-    pub fn get(&mut self) -> Result<&mut GroupRunner<'m>> {
+    pub fn get(&mut self) -> Result<&mut Runner<'m>> {
         if self.runner.is_none() {
-            self.runner = Some(self.model.group_runner(&self.schedule, self.threads)?);
+            self.runner = Some(match self.model {
+                ModelRef::Llama(m) => Runner::Llama(m.group_runner(&self.schedule, self.threads)?),
+                ModelRef::Portable(m) => Runner::Portable(m.group_runner(&self.schedule)),
+            });
         }
         self.runner
             .as_mut()
             .ok_or_else(|| Error::Internal("no LLM runner".into()))
+    }
+}
+
+/// A group runner of either engine.
+pub(crate) enum Runner<'m> {
+    Llama(GroupRunner<'m>),
+    Portable(engine::GroupRunner<'m>),
+}
+
+impl Runner<'_> {
+    /// Runs one group (`predict::lockstep::run_group`).
+    pub fn run<D: ChunkDriver>(
+        &mut self,
+        drivers: &mut [D],
+        n_tokens: &[u64],
+        on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
+    ) -> Result<bool> {
+        match self {
+            Runner::Llama(r) => r.run(drivers, n_tokens, on_step),
+            Runner::Portable(r) => r.run(drivers, n_tokens, on_step),
+        }
     }
 }
 
