@@ -15,7 +15,7 @@ use nzip::entropy::quantize::TOTAL;
 use nzip::models::{self, FetchPolicy};
 use nzip::predict::ensemble::TokenModel;
 use nzip::predict::llama::LanguageModel;
-use nzip::predict::lockstep::ChunkDriver;
+use nzip::predict::lockstep::{run_group, ChunkDriver};
 
 /// Feeds a known token sequence and sums −log2 p of each next token: under the bare model's
 /// softmax, and under the CDF the default levels' token ensemble (LLM, learned bias, n-grams,
@@ -121,8 +121,8 @@ fn main() -> nzip::Result<()> {
             let started = Instant::now();
             let go = |_, _: &[Scorer]| ControlFlow::Continue(());
             match engine {
-                "llama.cpp" => lr.run(&mut scorers, &n, go)?,
-                _ => pr.run(&mut scorers, &n, go)?,
+                "llama.cpp" => run_group(&mut lr, &mut scorers, &n, go)?,
+                _ => run_group(&mut pr, &mut scorers, &n, go)?,
             };
             let took = started.elapsed().as_secs_f64();
             let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();

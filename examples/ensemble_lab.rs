@@ -23,7 +23,7 @@ use nzip::models::{self, FetchPolicy};
 use nzip::pipeline::{DEFAULT_SINKS, DEFAULT_SLIDE, DEFAULT_WINDOW};
 use nzip::predict::ensemble::{Design, TokenModel};
 use nzip::predict::llama::LanguageModel;
-use nzip::predict::lockstep::ChunkDriver;
+use nzip::predict::lockstep::{run_group, ChunkDriver};
 use nzip::token::{segment_chunk, Segment, Vocabulary};
 
 const MAGIC: &[u8; 8] = b"NZLOGITS";
@@ -95,7 +95,7 @@ fn record(input: &str, output: &str) -> LabResult<()> {
         at: 0,
         out,
     }];
-    runner.run(&mut rec, &[tokens.len() as u64], |_, _| {
+    run_group(&mut runner, &mut rec, &[tokens.len() as u64], |_, _| {
         ControlFlow::Continue(())
     })?;
     let [rec] = rec;
@@ -276,7 +276,7 @@ fn ablate(files: &[String], limit: usize) -> LabResult<()> {
         }];
         let started = std::time::Instant::now();
         let mut runner = lm.group_runner(&schedule, threads)?;
-        runner.run(&mut scorer, &[tokens.len() as u64], |_, _| {
+        run_group(&mut runner, &mut scorer, &[tokens.len() as u64], |_, _| {
             ControlFlow::Continue(())
         })?;
         let wall = started.elapsed();

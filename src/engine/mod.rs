@@ -12,11 +12,10 @@ pub mod model;
 pub mod numerics;
 pub mod weights;
 
-use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::container::Schedule;
-use crate::predict::lockstep::{self, ChunkDriver, LockstepModel};
+use crate::predict::lockstep::LockstepModel;
 
 /// The numerics identity an archive records for this engine: the arithmetic formats/NZIP.md
 /// specifies under "Portable numerics". Any change to a bit of the logits needs a new one.
@@ -76,20 +75,11 @@ pub struct GroupRunner<'m> {
     logits: Vec<Vec<f32>>,
 }
 
-impl GroupRunner<'_> {
-    /// Runs one group: see [`lockstep::run_group`].
-    pub fn run<D: ChunkDriver>(
-        &mut self,
-        drivers: &mut [D],
-        n_tokens: &[u64],
-        on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
-    ) -> crate::Result<bool> {
-        let schedule = self.schedule;
-        lockstep::run_group(self, &schedule, drivers, n_tokens, on_step)
-    }
-}
-
 impl LockstepModel for GroupRunner<'_> {
+    fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
     fn start(&mut self, seqs: usize) -> crate::Result<()> {
         self.group.reset(seqs);
         Ok(())

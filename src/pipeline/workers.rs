@@ -12,7 +12,7 @@ use crate::container::Schedule;
 use crate::engine::{self, PortableModel};
 use crate::error::{Error, Result};
 use crate::predict::llama::{GroupRunner, LanguageModel, Placement};
-use crate::predict::lockstep::ChunkDriver;
+use crate::predict::lockstep::{self, ChunkDriver};
 use crate::token::Tokenizer;
 
 /// Which engine computes the logits.
@@ -45,7 +45,7 @@ enum Models {
     /// The portable engine's weights, with llama.cpp's tokenizer (vocabulary only, no
     /// weights) until nzip has its own.
     Portable {
-        model: PortableModel,
+        model: Box<PortableModel>,
         vocab: LanguageModel,
     },
 }
@@ -76,7 +76,10 @@ impl Workers {
                 Placement::Gpus { .. } => 1,
             };
             return Ok(Self {
-                models: Models::Portable { model, vocab },
+                models: Models::Portable {
+                    model: Box::new(model),
+                    vocab,
+                },
                 slots: vec![(0, threads); workers],
             });
         }
@@ -197,8 +200,8 @@ impl Runner<'_> {
         on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
     ) -> Result<bool> {
         match self {
-            Runner::Llama(r) => r.run(drivers, n_tokens, on_step),
-            Runner::Portable(r) => r.run(drivers, n_tokens, on_step),
+            Runner::Llama(r) => lockstep::run_group(r, drivers, n_tokens, on_step),
+            Runner::Portable(r) => lockstep::run_group(r, drivers, n_tokens, on_step),
         }
     }
 }

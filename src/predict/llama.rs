@@ -7,7 +7,6 @@
 //! will do (DESIGN.md, determinism rule 2).
 
 use std::num::NonZeroU32;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -21,7 +20,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::container::Schedule;
 use crate::error::{Error, Result};
-use crate::predict::lockstep::{self, ChunkDriver, LockstepModel};
+use crate::predict::lockstep::LockstepModel;
 
 /// The llama.cpp release our pinned llama-cpp-sys-2 vendors; part of the numerics fingerprint.
 pub const LLAMA_CPP_BINDING: &str = "llama-cpp-sys-2 0.1.161";
@@ -375,20 +374,12 @@ pub struct GroupRunner<'m> {
     position: Vec<u32>,
 }
 
-impl GroupRunner<'_> {
-    /// Runs one group: see [`lockstep::run_group`].
-    pub fn run<D: ChunkDriver>(
-        &mut self,
-        drivers: &mut [D],
-        n_tokens: &[u64],
-        on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
-    ) -> Result<bool> {
-        let schedule = self.schedule;
-        lockstep::run_group(self, &schedule, drivers, n_tokens, on_step)
-    }
-}
-
+/// Runs groups through `predict::lockstep::run_group`.
 impl LockstepModel for GroupRunner<'_> {
+    fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
     fn start(&mut self, seqs: usize) -> Result<()> {
         self.ctx.clear_kv_cache();
         self.position.clear();

@@ -38,6 +38,9 @@ impl<D: ChunkDriver> ChunkDriver for Option<D> {
 /// What an engine does for a lockstep group: one sequence per chunk, one token per sequence
 /// per step.
 pub trait LockstepModel {
+    /// The schedule the model's sequences follow.
+    fn schedule(&self) -> Schedule;
+
     /// Starts `seqs` empty sequences (a new group), at most the schedule's.
     fn start(&mut self, seqs: usize) -> Result<()>;
 
@@ -57,11 +60,11 @@ pub trait LockstepModel {
 /// badly); the result is then `Ok(false)`.
 pub fn run_group<M: LockstepModel, D: ChunkDriver>(
     model: &mut M,
-    schedule: &Schedule,
     drivers: &mut [D],
     n_tokens: &[u64],
     mut on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
 ) -> Result<bool> {
+    let schedule = model.schedule();
     if drivers.len() > schedule.seqs as usize || drivers.len() != n_tokens.len() {
         return Err(Error::Internal(
             "group larger than the runner's sequences".into(),
