@@ -172,15 +172,76 @@ fn compressed_data_never_meets_a_terminal_unless_forced() {
     assert!(nz.stdout.is_empty());
 }
 
+/// Several inputs with -c make one stream of members, as with gzip and zstd: it decodes to the
+/// inputs one after the other, from a file and from a pipe; `nzip test` and `nzip info` read
+/// every member, a range crosses the boundary, an empty member is valid, and damage in either
+/// member is caught.
 #[test]
-fn several_inputs_to_stdout_are_refused_until_members_are_read() {
-    // Concatenated archives are not yet decodable: writing one would make a file that nzip
-    // cannot read back.
-    let (dir, _) = file_with("a", &sample());
-    std::fs::write(dir.path().join("b"), sample()).unwrap();
-    let nz = run_in(dir.path(), "nzip", &["--fast", "-c", "a", "b"]);
-    assert_eq!(nz.status.code(), Some(2));
-    assert!(nz.stdout.is_empty());
+fn several_inputs_to_stdout_make_one_stream_as_with_gzip() {
+    let a = sample();
+    let b = corpus("alice29.txt")[..7000].to_vec();
+    let (dir, _) = file_with("a", &a);
+    std::fs::write(dir.path().join("b"), &b).unwrap();
+    std::fs::write(dir.path().join("empty"), b"").unwrap();
+    let both: Vec<u8> = [&a[..], &b[..]].concat();
+    for (program, compress) in [
+        ("gzip", &["-c", "a", "empty", "b"][..]),
+        ("nzip", &["--fast", "-c", "a", "empty", "b"][..]),
+    ] {
+        let out = run_in(dir.path(), program, compress);
+        assert_eq!(out.status.code(), Some(0), "{program}");
+        std::fs::write(dir.path().join(format!("ab.{program}")), &out.stdout).unwrap();
+        let back = run_in(dir.path(), program, &["-d", "-c", &format!("ab.{program}")]);
+        assert_eq!(back.status.code(), Some(0), "{program}");
+        assert!(
+            back.stdout == both,
+            "{program}: members decode as one stream"
+        );
+    }
+    let archive = std::fs::read(dir.path().join("ab.nzip")).unwrap();
+    assert!(
+        crate::util::nzip_piped(&["-d", "-c"], archive.clone()) == both,
+        "from a pipe"
+    );
+    assert_eq!(nzip::decompress_to_vec(&archive).unwrap(), both);
+    let range = run_in(
+        dir.path(),
+        "nzip",
+        &["-d", "-c", "--range", "4000..6500", "ab.nzip"],
+    );
+    assert_eq!(range.status.code(), Some(0));
+    assert!(range.stdout == both[4000..6500], "a range across members");
+    assert_eq!(
+        run_in(dir.path(), "nzip", &["test", "ab.nzip"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let info = run_in(dir.path(), "nzip", &["info", "--json", "ab.nzip"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["members"].as_array().map(Vec::len), Some(3));
+    assert_eq!(info["original_bytes"], both.len() as u64);
+    // Damage in the last member, and a cut inside it: both refused.
+    let members = nzip::container::members(&archive);
+    assert_eq!(members.len(), 3);
+    let mut flipped = archive.clone();
+    flipped[members[2].start + 200] ^= 0x20;
+    let mut cut = archive.clone();
+    cut.truncate(members[2].start + 100);
+    for (name, bad) in [("flipped.nz", flipped), ("cut.nz", cut)] {
+        std::fs::write(dir.path().join(name), bad).unwrap();
+        let out = run_in(dir.path(), "nzip", &["-d", "-c", name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let test = run_in(dir.path(), "nzip", &["test", name]);
+        assert_eq!(test.status.code(), Some(1), "{name}");
+    }
+    // Bytes after the last footer that are not another member are refused.
+    let mut trailing = archive.clone();
+    trailing.extend(b"not an archive");
+    std::fs::write(dir.path().join("trailing.nz"), trailing).unwrap();
+    let out = run_in(dir.path(), "nzip", &["-d", "-c", "trailing.nz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not another archive"));
 }
 
 #[test]

@@ -104,15 +104,6 @@ pub fn run(args: &CompressArgs) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
     let opts = options(args)?;
-    if io.stdout && files.len() > 1 {
-        // gzip and zstd write concatenated members that decode as one stream; until nzip's
-        // decoder reads several members, it must not write what it cannot read back.
-        return Err(Failure::Usage(
-            "-c with several inputs would concatenate archives, which this nzip cannot decode \
-             yet: compress one file per -c, or tar the files first"
-                .into(),
-        ));
-    }
     super::note_rm_with_stdout(io);
     super::each_file(&files, |file| compress_one(file, args, &opts))
 }

@@ -94,9 +94,7 @@ fn decompress_one(
     let mut sink = std::io::BufWriter::with_capacity(1 << 20, out.writer());
     let (outcome, archive_bytes) = match source {
         Source::Whole(data) => {
-            let size = nzip::container::Archive::parse(&data)
-                .map(|a| a.original_size())
-                .ok();
+            let size = nzip::container::original_size(&data);
             // Clipped to the end as the pipeline clips it, so progress counts what comes.
             let end = size.unwrap_or(0);
             let range = args

@@ -7,6 +7,7 @@
 pub mod frame;
 mod header;
 mod index;
+mod members;
 mod reader;
 mod schedule;
 mod segment_table;
@@ -15,10 +16,11 @@ mod varint;
 mod writer;
 
 pub use header::{
-    read_header, ByteModelKind, Header, ModelSection, TokenModelKind, MAX_TABLE_BITS,
+    read_full, read_header, ByteModelKind, Header, ModelSection, TokenModelKind, MAX_TABLE_BITS,
     MIN_TABLE_BITS, OLDEST_VERSION, VERSION,
 };
 pub use index::{ChunkEntry, ChunkKind, Index};
+pub use members::{members, original_size};
 pub use schedule::{Schedule, MAX_CONTEXT, MAX_SEQS, MAX_WINDOW};
 pub use segment_table::{read_segment_table, write_segment_table, SegmentEntry};
 pub use stream::StreamReader;

@@ -40,12 +40,19 @@ impl<R: Read> StreamReader<R> {
         })
     }
 
+    /// The stream, positioned after the footer once [`StreamReader::next_chunk`] returned
+    /// `None`.
+    pub fn into_inner(self) -> R {
+        self.r
+    }
+
     pub fn header(&self) -> &Header {
         &self.header
     }
 
-    /// The next chunk's entry and payload; `None` once the index has been read and checked
-    /// against the frames and the stream has ended where the footer says.
+    /// The next chunk's entry and payload; `None` once the index and footer have been read and
+    /// checked against the frames. What follows the footer (the end, or another member) is
+    /// the caller's: [`StreamReader::into_inner`].
     pub fn next_chunk(&mut self) -> Result<Option<(ChunkEntry, Vec<u8>)>> {
         if self.finished {
             return Ok(None);
@@ -130,9 +137,6 @@ impl<R: Read> StreamReader<R> {
             || u64::from_le_bytes(footer[..8].try_into().expect("8 bytes")) != index_offset
         {
             return Err(Error::malformed("footer does not point at the index"));
-        }
-        if read_full(&mut self.r, &mut [0u8])? != 0 {
-            return Err(Error::malformed("bytes after the footer"));
         }
         self.finished = true;
         Ok(())

@@ -17,7 +17,7 @@ use crate::container::StreamReader;
 use crate::container::{
     self, Archive, ChunkEntry, ChunkKind, Header, ModelSection, TokenModelKind,
 };
-use crate::container::{read_header, ByteModelKind};
+use crate::container::{read_full, read_header, ByteModelKind};
 use crate::error::{Error, FormatError, Result};
 use crate::models;
 use crate::predict::llama::{DeviceChoice, Placement};
@@ -38,8 +38,75 @@ pub fn decompress(
 /// Like [`decompress`], but writes only the original bytes in `range` (all of them for
 /// `None`), decoding only the chunks that cover it, and for LLM chunks the lockstep groups
 /// they belong to (their schedule needs every chunk of the group). Every chunk that is written
-/// from has its CRC32 checked. A range past the end is clipped to the end.
+/// from has its CRC32 checked. A range past the end is clipped to the end. Concatenated
+/// archives (members) decode as the concatenation of their inputs, the range across them.
 pub fn decompress_range(
+    archive: &[u8],
+    range: Option<Range<u64>>,
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64> {
+    if let Some(r) = range.as_ref().filter(|r| r.start > r.end) {
+        return Err(Error::InvalidOption(format!(
+            "range {}..{} ends before it starts",
+            r.start, r.end
+        )));
+    }
+    let members = container::members(archive);
+    if let [only] = &members[..] {
+        return decompress_member(&archive[only.clone()], range, opts, out, progress);
+    }
+    // Each member's bytes follow the members before it; a member holding none of the range
+    // is not decoded.
+    let (mut start, mut written) = (0u64, 0u64);
+    let mut damaged = Vec::new();
+    for (k, m) in members.iter().enumerate() {
+        let data = &archive[m.clone()];
+        let size = match Archive::parse(data) {
+            Ok(a) => a.original_size(),
+            // Only the last member can be cut or damaged past finding (see
+            // container::members); --keep-going recovers what it can of it.
+            Err(_) if k + 1 == members.len() => u64::MAX - start,
+            Err(e) => return Err(e),
+        };
+        let end = start.saturating_add(size);
+        let part = match &range {
+            None => None,
+            Some(r) if r.end <= start || r.start >= end => {
+                start = end;
+                continue;
+            }
+            Some(r) => Some(r.start.max(start) - start..r.end.min(end) - start),
+        };
+        let base = written;
+        let member_progress = |done: u64| progress(base + done);
+        match decompress_member(data, part, opts, out, &member_progress) {
+            Ok(n) => written += n,
+            Err(Error::Damaged { written: n, ranges }) => {
+                written += n;
+                damaged.extend(ranges.into_iter().map(|(r, why)| {
+                    (
+                        r.start + start..r.end + start,
+                        format!("member {}: {why}", k + 1),
+                    )
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+        start = end;
+    }
+    if !damaged.is_empty() {
+        return Err(Error::Damaged {
+            written,
+            ranges: damaged,
+        });
+    }
+    Ok(written)
+}
+
+/// [`decompress_range`] of one member.
+fn decompress_member(
     archive: &[u8],
     range: Option<Range<u64>>,
     opts: &DecompressOptions,
@@ -58,12 +125,6 @@ pub fn decompress_range(
     };
     let recovered = archive.index.original_size();
     let size = archive.original_size();
-    if let Some(r) = range.as_ref().filter(|r| r.start > r.end) {
-        return Err(Error::InvalidOption(format!(
-            "range {}..{} ends before it starts",
-            r.start, r.end
-        )));
-    }
     // A range past the end is clipped to it, as dd, head and tail read what is there: a
     // fixed-size block read of a file's last block gives its bytes, a range wholly after the
     // end gives none.
@@ -112,18 +173,60 @@ pub fn decompress_range(
 
 /// Decompresses an archive read front to back from `input`. A framed archive (version 3 on)
 /// is decoded group by group as it arrives; an older one is read whole first (its chunk
-/// lengths are only in the trailing index).
+/// lengths are only in the trailing index). Members (concatenated archives) decode one after
+/// the other, to the concatenation of their inputs.
 pub fn decompress_stream(
     input: &mut (dyn Read + Send),
     opts: &DecompressOptions,
     out: &mut (dyn Write + Send),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
+    let mut written = 0u64;
+    let mut peeked: Vec<u8> = Vec::new();
+    for member in 1.. {
+        let mut member_input = std::io::Cursor::new(std::mem::take(&mut peeked)).chain(&mut *input);
+        let base = written;
+        let member_progress = |done: u64| progress(base + done);
+        match decompress_member_stream(&mut member_input, opts, out, &member_progress) {
+            Ok(MemberEnd::Footer(n)) => written += n,
+            // Read whole to its end: nothing can follow.
+            Ok(MemberEnd::Input(n)) => return Ok(written + n),
+            Err(Error::Format(FormatError::BadMagic)) if member > 1 => {
+                return Err(Error::malformed(format!(
+                    "bytes after member {}'s footer are not another archive",
+                    member - 1
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        let mut next = [0u8];
+        if read_full(&mut member_input, &mut next)? == 0 {
+            break;
+        }
+        peeked.push(next[0]);
+    }
+    Ok(written)
+}
+
+/// How a member read from a stream ended, and the bytes it decoded to.
+enum MemberEnd {
+    /// At its footer: another member may follow.
+    Footer(u64),
+    /// At the end of the input (a member without frames is read whole).
+    Input(u64),
+}
+
+fn decompress_member_stream(
+    input: &mut (dyn Read + Send),
+    opts: &DecompressOptions,
+    out: &mut (dyn Write + Send),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<MemberEnd> {
     let (header, header_bytes) = read_header(input)?;
     if !header.framed() {
         let mut archive = header_bytes;
         input.read_to_end(&mut archive).map_err(Error::Read)?;
-        return decompress(&archive, opts, out, progress);
+        return decompress(&archive, opts, out, progress).map(MemberEnd::Input);
     }
     let mut reader = StreamReader::new(input, header, header_bytes.len())?;
     let header = reader.header().clone();
@@ -159,7 +262,7 @@ pub fn decompress_stream(
     let mut sink = Sink::new(out, 0..u64::MAX, opts.keep_going, progress);
     let decoder = GroupDecoder::new(&header, opts)?;
     decoder.run(groups, &mut sink)?;
-    sink.finish()
+    sink.finish().map(MemberEnd::Footer)
 }
 
 /// Chunks decoded together: an LLM archive's lockstep group, or a batch of independent
