@@ -11,6 +11,7 @@ mod golden;
 mod habits;
 mod layers;
 mod roundtrip;
+mod second_decoder;
 mod shell;
 mod standalone;
 mod tiers;

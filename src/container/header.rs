@@ -13,6 +13,9 @@ pub const OLDEST_VERSION: u16 = 1;
 pub const FRAMED_VERSION: u16 = 3;
 /// Headers are small (the model section is the bulk); a larger size field is damage.
 const MAX_HEADER_SIZE: usize = 1 << 16;
+/// Largest vocabulary an archive may name: a CDF of precision 24 must give each symbol at
+/// least 1 of its 2^24 units, and the CDF builder takes at most 2^23 symbols.
+const MAX_VOCAB: u32 = 1 << 23;
 
 /// Flag bit: the archive holds LLM-coded chunks, so a model section follows.
 pub const FLAG_LLM: u16 = 1 << 0;
@@ -278,6 +281,13 @@ impl Header {
             let sha256 = r.array::<32>()?;
             let numerics = r.str()?;
             let n_vocab = r.u32()?;
+            if n_vocab > MAX_VOCAB {
+                return Err(Error::Format(FormatError::OverLimit {
+                    what: "vocabulary size".into(),
+                    value: n_vocab.into(),
+                    limit: MAX_VOCAB.into(),
+                }));
+            }
             let schedule = Schedule {
                 window: r.u32()?,
                 slide: r.u32()?,
@@ -409,6 +419,20 @@ mod tests {
             let b = h.to_bytes();
             assert_eq!(Header::parse(&b).unwrap(), (h, b.len()));
         }
+    }
+
+    #[test]
+    fn vocabulary_over_the_cdf_limit_is_refused() {
+        let with_vocab = |n_vocab| {
+            let mut h = sample();
+            h.model.as_mut().unwrap().n_vocab = n_vocab;
+            Header::parse(&h.to_bytes())
+        };
+        assert!(with_vocab(MAX_VOCAB).is_ok());
+        assert!(matches!(
+            with_vocab(MAX_VOCAB + 1),
+            Err(Error::Format(FormatError::OverLimit { .. }))
+        ));
     }
 
     #[test]
