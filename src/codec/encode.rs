@@ -39,11 +39,7 @@ impl<'a> ChunkEncoder<'a> {
         byte_model: ByteModelKind,
         token_model: TokenModelKind,
     ) -> Self {
-        let raw_bytes = segments
-            .iter()
-            .filter(|s| matches!(s, Segment::Raw { .. }))
-            .map(|s| s.len() as u64)
-            .sum();
+        let raw_bytes = Segment::raw_bytes_in(segments);
         Self {
             bytes,
             segments,

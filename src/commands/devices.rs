@@ -1,5 +1,5 @@
-//! `nzip devices`: what this build can run the model on, and the numerics each computes (an
-//! archive decodes only where its numerics are computed).
+//! `nzip devices`: what this build can run the model on, and the numerics each computes (a
+//! llama.cpp archive decodes only where its numerics are computed; a portable one anywhere).
 
 use nzip::predict::llama::{self, DeviceChoice, Placement};
 use nzip::Result;
@@ -33,5 +33,10 @@ pub fn run() -> Result<()> {
             );
         }
     }
+    println!(
+        "--engine portable runs nzip's own engine on the CPU: numerics {} (the same on every \
+         machine)",
+        nzip::engine::NUMERICS
+    );
     Ok(())
 }

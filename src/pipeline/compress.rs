@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::workers::{RunnerSlot, Workers};
-use super::{thread_pool, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL, ZSTD_LEVEL_FAST};
+use super::{
+    thread_pool, BatchProgress, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL,
+    ZSTD_LEVEL_FAST,
+};
 use crate::chunk::{self, ChunkReader};
 use crate::codec::encode::{ChunkEncoder, CHECKPOINT};
 use crate::container::Schedule;
@@ -152,15 +155,14 @@ pub fn compress_stream(
         if groups.is_empty() {
             break;
         }
-        let batch_done: Vec<AtomicU64> = groups.iter().map(|_| AtomicU64::new(0)).collect();
-        let report = || {
-            progress(
-                done + batch_done
-                    .iter()
-                    .map(|d| d.load(Ordering::Relaxed))
-                    .sum::<u64>(),
-            )
-        };
+        let batch = BatchProgress::new(
+            done,
+            groups
+                .iter()
+                .map(|g| g.iter().map(|c| c.len() as u64).sum())
+                .collect(),
+            progress,
+        );
         let jobs: Vec<(usize, Vec<Vec<u8>>)> = groups.into_iter().enumerate().collect();
         let coded = runners.run(jobs, &pool, |(k, group), runner| {
             let segments: Vec<Vec<Segment>> = group
@@ -176,10 +178,7 @@ pub fn compress_stream(
                 opts.token_model,
                 opts.always_llm,
                 runner,
-                &|frac| {
-                    batch_done[k].store((group_bytes as f64 * frac) as u64, Ordering::Relaxed);
-                    report();
-                },
+                &|fraction| batch.set(k, fraction),
             )?;
             Ok((group_bytes, coded))
         })?;
@@ -206,16 +205,6 @@ fn finish(writer: ArchiveWriter<'_>, size: Option<u64>, read: u64) -> Result<Com
         original_bytes: read,
         archive_bytes,
     })
-}
-
-fn token_count(segments: &[Segment]) -> u64 {
-    segments
-        .iter()
-        .map(|s| match s {
-            Segment::Text { tokens, .. } => tokens.len() as u64,
-            Segment::Raw { .. } => 0,
-        })
-        .sum()
 }
 
 /// A chunk's best coding without the LLM, and the byte model's cost curve over it.
@@ -333,7 +322,7 @@ fn encode_group(
                 if llm_off[i] {
                     0
                 } else {
-                    token_count(&segments[i])
+                    Segment::tokens_in(&segments[i])
                 }
             })
             .collect();
@@ -401,11 +390,7 @@ fn encode_group(
                 out.push(fallback.chunk.clone());
                 continue;
             }
-            let raw_bytes = segments[i]
-                .iter()
-                .filter(|s| matches!(s, Segment::Raw { .. }))
-                .map(|s| s.len() as u64)
-                .sum();
+            let raw_bytes = Segment::raw_bytes_in(&segments[i]);
             out.push(CodedChunk {
                 entry: ChunkEntry {
                     kind: ChunkKind::Modelled,

@@ -6,12 +6,11 @@
 use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::ops::{ControlFlow, Range};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use super::workers::{Engine, RunnerSlot, Workers};
-use super::{thread_pool, DecompressOptions};
+use super::{thread_pool, BatchProgress, DecompressOptions};
 use crate::codec::decode::ChunkDecoder;
 use crate::container::StreamReader;
 use crate::container::{
@@ -475,20 +474,10 @@ impl<'h> GroupDecoder<'h> {
                         .sum()
                 })
                 .collect();
-            let batch_done: Vec<AtomicU64> = wanted.iter().map(|_| AtomicU64::new(0)).collect();
-            let (written, progress) = (sink.written, sink.progress);
+            let batch = BatchProgress::new(sink.written, wanted, sink.progress);
             let jobs: Vec<(usize, (Batch<'a>, Vec<bool>))> = jobs.into_iter().enumerate().collect();
             let decoded = runners.run(jobs, &self.pool, |(k, (mut group, needed)), runner| {
-                let on_step = |fraction: f64| {
-                    batch_done[k].store((wanted[k] as f64 * fraction) as u64, Ordering::Relaxed);
-                    progress(
-                        written
-                            + batch_done
-                                .iter()
-                                .map(|d| d.load(Ordering::Relaxed))
-                                .sum::<u64>(),
-                    );
-                };
+                let on_step = |fraction: f64| batch.set(k, fraction);
                 let decoded = self.decode(&mut group, &needed, &vocab, Some((runner, &on_step)));
                 Ok((group, needed, decoded))
             })?;

@@ -11,6 +11,8 @@ pub use compress::{compress, compress_stream, CompressStats};
 pub use decompress::{decompress, decompress_range, decompress_stream};
 pub use workers::Engine;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::container::TokenModelKind;
 use crate::error::{Error, Result};
 use crate::models::{self, FetchPolicy};
@@ -38,6 +40,34 @@ pub const DEFAULT_MAX_TABLE_BITS: u8 = 18;
 /// a cheap one in fast mode, where the byte model nearly always wins and speed counts.
 const ZSTD_LEVEL: i32 = 19;
 const ZSTD_LEVEL_FAST: i32 = 3;
+
+/// Progress of groups that run at once on the workers: each reports the fraction of its
+/// bytes done; `report` hands the total (on top of `base`, the bytes of earlier batches) on.
+struct BatchProgress<'p> {
+    base: u64,
+    bytes: Vec<u64>,
+    done: Vec<AtomicU64>,
+    report: &'p (dyn Fn(u64) + Sync),
+}
+
+impl<'p> BatchProgress<'p> {
+    fn new(base: u64, bytes: Vec<u64>, report: &'p (dyn Fn(u64) + Sync)) -> Self {
+        let done = bytes.iter().map(|_| AtomicU64::new(0)).collect();
+        Self {
+            base,
+            bytes,
+            done,
+            report,
+        }
+    }
+
+    /// Group `k` is `fraction` done.
+    fn set(&self, k: usize, fraction: f64) {
+        self.done[k].store((self.bytes[k] as f64 * fraction) as u64, Ordering::Relaxed);
+        let total: u64 = self.done.iter().map(|d| d.load(Ordering::Relaxed)).sum();
+        (self.report)(self.base + total);
+    }
+}
 
 /// What `compress` needs besides the data.
 #[derive(Clone, Debug)]

@@ -27,6 +27,26 @@ impl Segment {
         self.len() == 0
     }
 
+    /// Bytes of `segments` coded by the byte model.
+    pub fn raw_bytes_in(segments: &[Segment]) -> u64 {
+        segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Raw { .. }))
+            .map(|s| s.len() as u64)
+            .sum()
+    }
+
+    /// LLM tokens of `segments`.
+    pub fn tokens_in(segments: &[Segment]) -> u64 {
+        segments
+            .iter()
+            .map(|s| match s {
+                Segment::Text { tokens, .. } => tokens.len() as u64,
+                Segment::Raw { .. } => 0,
+            })
+            .sum()
+    }
+
     /// The segment as the container's segment table records it.
     pub fn entry(&self) -> SegmentEntry {
         match self {
