@@ -74,8 +74,13 @@ fn v2_text_and_raw_bytes() {
 /// as a stream.
 #[test]
 fn v3_streamed_byte_model() {
-    let archive = golden("v3-streamed.bin.nz");
-    let original = golden("v3-streamed.bin");
+    decodes_whole_and_as_a_stream("v3-streamed.bin");
+}
+
+/// The golden archive of `original` decodes to it from memory and from a stream.
+fn decodes_whole_and_as_a_stream(original: &str) {
+    let archive = golden(&format!("{original}.nz"));
+    let original = golden(original);
     assert_eq!(decode(&archive).unwrap(), original);
     let mut out = Vec::new();
     nzip::pipeline::decompress_stream(
@@ -111,4 +116,16 @@ fn v3_portable_engine() {
         decode(&golden("v3-portable.bin.nz")).unwrap(),
         golden("v3-portable.bin")
     );
+}
+
+/// Members (nzip 0.4, still format version 3): a sized member, an empty one and a streamed
+/// one, concatenated with `cat`, decode to their inputs one after the other, whole and as a
+/// stream.
+#[test]
+fn v3_members() {
+    assert_eq!(
+        nzip::container::members(&golden("v3-members.bin.nz")).len(),
+        3
+    );
+    decodes_whole_and_as_a_stream("v3-members.bin");
 }
