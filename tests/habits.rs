@@ -244,6 +244,41 @@ fn several_inputs_to_stdout_make_one_stream_as_with_gzip() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not another archive"));
 }
 
+/// `--input-range` codes a slice of a file, so that workers can each take one: the archives
+/// of consecutive ranges, concatenated, decode to the whole file (the last range open-ended,
+/// one past the end clipped to nothing). It needs a named output and a named file.
+#[test]
+fn input_ranges_compress_slices_that_concatenate_to_the_whole() {
+    let data = corpus("alice29.txt")[..50_000].to_vec();
+    let (dir, _) = file_with("big", &data);
+    let mut joined = Vec::new();
+    for range in ["0..12345", "12345..40000", "40000..", "60000..70000"] {
+        let out = run_in(
+            dir.path(),
+            "nzip",
+            &["--fast", "-c", "--input-range", range, "big"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{range}");
+        joined.extend(out.stdout);
+    }
+    std::fs::write(dir.path().join("joined.nz"), &joined).unwrap();
+    let back = run_in(dir.path(), "nzip", &["-d", "-c", "joined.nz"]);
+    assert_eq!(back.status.code(), Some(0));
+    assert!(
+        back.stdout == data,
+        "the ranges' members decode to the whole file"
+    );
+    for refused in [
+        &["--fast", "--input-range", "0..10", "big"][..],
+        &["--fast", "-c", "--input-range", "0..10", "-"][..],
+        &["--fast", "-c", "--input-range", "10..5", "big"][..],
+    ] {
+        let out = run_in(dir.path(), "nzip", refused);
+        assert_eq!(out.status.code(), Some(2), "{refused:?}");
+        assert!(out.stdout.is_empty(), "{refused:?}");
+    }
+}
+
 #[test]
 fn messages_name_the_file_once_and_speak_the_users_words() {
     let (dir, _) = file_with("junk.nz", b"this is not an archive at all, just text");

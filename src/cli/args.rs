@@ -142,6 +142,12 @@ pub struct CompressArgs {
     /// follows the archive.
     #[arg(long, value_enum, default_value_t = EngineArg::Llama, conflicts_with = "fast")]
     pub engine: EngineArg,
+    /// Compress only the input's bytes START..END (END open: to the end), so that workers can
+    /// each code a slice of one big file; the archives of consecutive ranges, concatenated,
+    /// decode to the whole. A named file only; needs -c or -o. A range past the end is
+    /// clipped to it.
+    #[arg(long = "input-range", value_name = "START..END", value_parser = parse_range)]
+    pub input_range: Option<ByteRange>,
     /// Target chunk size in bytes; chunks are coded independently [default: the level's].
     #[arg(long = "chunk-size", value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 30)))]
     pub chunk_size: Option<u64>,

@@ -103,6 +103,24 @@ fn verify(
 pub fn run(args: &CompressArgs) -> std::result::Result<(), Failure> {
     let io = &args.io;
     let files = super::inputs(&io.files, io.output.as_deref())?;
+    if args.input_range.is_some() {
+        if !io.stdout && io.output.is_none() {
+            return Err(Failure::Usage(
+                "--input-range codes part of a file: name the output with -o PATH, or use -c"
+                    .into(),
+            ));
+        }
+        if files.iter().any(|f| input::is_stdin(f)) {
+            return Err(Failure::Usage(
+                "--input-range needs a named file, not standard input".into(),
+            ));
+        }
+        if io.rm {
+            return Err(Failure::Usage(
+                "--input-range keeps the input; --rm is refused".into(),
+            ));
+        }
+    }
     let opts = options(args)?;
     super::note_rm_with_stdout(io);
     super::each_file(&files, |file| compress_one(file, args, &opts))
@@ -204,7 +222,10 @@ fn compress_one(
         Some(PathBuf::from(name))
     };
     // Open the input first (errors name it), then refuse an existing output before any work.
-    let input = input::open(file)?;
+    let input = match args.input_range {
+        Some(r) => input::open_range(file, r.start, r.end)?,
+        None => input::open(file)?,
+    };
     let mut out = Output::to(dest.as_deref(), io.force)?;
     let out_name = out.name().to_path_buf();
     let mut bar = Progress::new(input.size, "compress", io.quiet, io.verbose);

@@ -53,6 +53,29 @@ pub fn read(path: &Path) -> Result<Input> {
     Ok(Input::Mapped(map))
 }
 
+/// Bytes `start..end` of the file `path` (`end` open: to its end), clipped to its size, read
+/// front to back.
+pub fn open_range(path: &Path, start: u64, end: Option<u64>) -> Result<Stream> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("--input-range needs a regular file"),
+        ));
+    }
+    let start = start.min(meta.len());
+    let end = end.unwrap_or(u64::MAX).min(meta.len());
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io(path, e))?;
+    let len = end - start;
+    Ok(Stream {
+        size: Some(len),
+        reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file).take(len)),
+    })
+}
+
 /// An input read front to back, and its size where known (a regular file).
 pub struct Stream {
     pub reader: Box<dyn Read + Send>,
