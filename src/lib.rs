@@ -52,8 +52,10 @@
 //!
 //! The data flows through the modules in this order (the format is `formats/NZIP.md` in the
 //! source tree): [`chunk`] plan → [`segment`]s → [`token`]s → [`predict`]ions of the model in
-//! lockstep groups → integer CDFs and the range coder ([`entropy`], [`codec`]) → [`container`].
-//! [`pipeline`] ties them together; the command line lives in the `nzip` binary.
+//! lockstep groups (`predict::lockstep`, on llama.cpp or on nzip's own [`engine`]) → integer
+//! CDFs and the range coder ([`entropy`], [`codec`]) → [`container`], the format's only reader
+//! and writer. [`pipeline`] ties them together; the command line lives in the `nzip` binary.
+//! Each module uses only those below it in `tests/layers.rs`.
 
 #![warn(missing_docs)]
 
