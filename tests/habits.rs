@@ -239,9 +239,15 @@ fn several_inputs_to_stdout_make_one_stream_as_with_gzip() {
     let mut trailing = archive.clone();
     trailing.extend(b"not an archive");
     std::fs::write(dir.path().join("trailing.nz"), trailing).unwrap();
-    let out = run_in(dir.path(), "nzip", &["-d", "-c", "trailing.nz"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not another archive"));
+    for args in [
+        &["-d", "-c", "trailing.nz"][..],
+        &["-d", "-c", "--range", "0..10", "trailing.nz"][..],
+    ] {
+        let out = run_in(dir.path(), "nzip", args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not another archive"), "{args:?}: {stderr}");
+    }
 }
 
 /// `--input-range` codes a slice of a file, so that workers can each take one: the archives

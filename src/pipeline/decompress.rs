@@ -56,18 +56,31 @@ pub fn decompress_range(
     if let [only] = &members[..] {
         return decompress_member(&archive[only.clone()], range, opts, out, progress);
     }
+    // Every member but the last must be a whole archive. Where one is not, the boundary the
+    // walk found is not confirmed (a damaged index can mimic one): the file is judged as one
+    // archive, with that reader's checks and --keep-going's recovery, as before members.
+    let parsed: Vec<Result<u64>> = members
+        .iter()
+        .map(|m| Archive::parse(&archive[m.clone()]).map(|a| a.original_size()))
+        .collect();
+    if parsed[..parsed.len() - 1].iter().any(Result::is_err) {
+        return decompress_member(archive, range, opts, out, progress);
+    }
     // Each member's bytes follow the members before it; a member holding none of the range
     // is not decoded.
     let (mut start, mut written) = (0u64, 0u64);
     let mut damaged = Vec::new();
-    for (k, m) in members.iter().enumerate() {
+    for (k, (m, size)) in members.iter().zip(parsed).enumerate() {
         let data = &archive[m.clone()];
-        let size = match Archive::parse(data) {
-            Ok(a) => a.original_size(),
-            // Only the last member can be cut or damaged past finding (see
-            // container::members); --keep-going recovers what it can of it.
-            Err(_) if k + 1 == members.len() => u64::MAX - start,
-            Err(e) => return Err(e),
+        let size = match size {
+            Ok(size) => size,
+            Err(Error::Format(FormatError::BadMagic)) => {
+                return Err(Error::malformed(format!(
+                    "bytes after member {k}'s footer are not another archive"
+                )))
+            }
+            // The last member, cut or damaged: --keep-going recovers what it can of it.
+            Err(_) => u64::MAX - start,
         };
         let end = start.saturating_add(size);
         let part = match &range {
