@@ -16,4 +16,5 @@ mod shell;
 mod standalone;
 mod tiers;
 mod tiny;
+mod tokenizer;
 mod util;

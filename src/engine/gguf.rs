@@ -155,6 +155,16 @@ impl Gguf {
         })
     }
 
+    /// A file of metadata only (unit tests of what reads metadata).
+    #[cfg(test)]
+    pub fn from_metadata(metadata: HashMap<String, Value>) -> Self {
+        Self {
+            map: Bytes::Owned(Vec::new()),
+            metadata,
+            tensors: HashMap::new(),
+        }
+    }
+
     /// The bytes of a tensor, with its table entry.
     pub fn tensor(&self, name: &str) -> Result<(&TensorInfo, &[u8]), ModelError> {
         let info = self

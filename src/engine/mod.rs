@@ -4,12 +4,14 @@
 //! Data flow, one module per stage: `gguf` reads the container → `weights` decodes the blocks
 //! into integer matrices → `kernels` multiplies them by quantized activations exactly →
 //! `model` runs the layers for a lockstep group with a sliding KV window. `numerics` holds
-//! the only floating-point steps, each a fixed sequence of IEEE basic operations.
+//! the only floating-point steps, each a fixed sequence of IEEE basic operations. `tokenizer`
+//! reads the model's own byte-level BPE from the same file.
 
 pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod numerics;
+pub mod tokenizer;
 pub mod weights;
 
 use std::path::Path;
@@ -41,17 +43,25 @@ pub enum ModelError {
     Unsupported(String),
 }
 
-/// A model loaded for the portable engine.
+/// A model loaded for the portable engine: its weights and its tokenizer.
 pub struct PortableModel {
     pub model: model::Model,
+    pub tokenizer: tokenizer::ByteLevelBpe,
 }
 
 impl PortableModel {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let g = gguf::Gguf::open(path)?;
-        Ok(Self {
-            model: model::Model::load(&g)?,
-        })
+        let model = model::Model::load(&g)?;
+        let tokenizer = tokenizer::ByteLevelBpe::from_gguf(&g)?;
+        if tokenizer.n_vocab() != model.config.n_vocab {
+            return Err(ModelError::BadMetadata(format!(
+                "{} tokens in the vocabulary, {} in the model",
+                tokenizer.n_vocab(),
+                model.config.n_vocab
+            )));
+        }
+        Ok(Self { model, tokenizer })
     }
 
     pub fn n_vocab(&self) -> usize {

@@ -42,12 +42,8 @@ impl Engine {
 enum Models {
     /// One per GPU, or one for the CPU.
     Llama(Vec<LanguageModel>),
-    /// The portable engine's weights, with llama.cpp's tokenizer (vocabulary only, no
-    /// weights) until nzip has its own.
-    Portable {
-        model: Box<PortableModel>,
-        vocab: LanguageModel,
-    },
+    /// The portable engine's weights and tokenizer.
+    Portable(Box<PortableModel>),
 }
 
 pub(crate) struct Workers {
@@ -70,16 +66,12 @@ impl Workers {
         if engine == Engine::Portable {
             let model = PortableModel::load(path)
                 .map_err(|e| Error::Engine(format!("{}: {e}", path.display())))?;
-            let vocab = LanguageModel::load_vocab_only(path)?;
             let workers = match placement {
                 Placement::Cpu { workers } => (*workers).clamp(1, threads),
                 Placement::Gpus { .. } => 1,
             };
             return Ok(Self {
-                models: Models::Portable {
-                    model: Box::new(model),
-                    vocab,
-                },
+                models: Models::Portable(Box::new(model)),
                 slots: vec![(0, threads); workers],
             });
         }
@@ -118,14 +110,14 @@ impl Workers {
     pub fn tokenizer(&self) -> &dyn Tokenizer {
         match &self.models {
             Models::Llama(models) => &models[0],
-            Models::Portable { vocab, .. } => vocab,
+            Models::Portable(model) => &model.tokenizer,
         }
     }
 
     pub fn n_vocab(&self) -> usize {
         match &self.models {
             Models::Llama(models) => models[0].n_vocab(),
-            Models::Portable { model, .. } => model.n_vocab(),
+            Models::Portable(model) => model.n_vocab(),
         }
     }
 
@@ -133,7 +125,7 @@ impl Workers {
     pub fn numerics(&self) -> String {
         match &self.models {
             Models::Llama(models) => models[0].numerics_fingerprint(),
-            Models::Portable { .. } => engine::NUMERICS.into(),
+            Models::Portable(_) => engine::NUMERICS.into(),
         }
     }
 
@@ -146,7 +138,7 @@ impl Workers {
                 .map(|&(model, threads)| RunnerSlot {
                     model: match &self.models {
                         Models::Llama(models) => ModelRef::Llama(&models[model]),
-                        Models::Portable { model, .. } => ModelRef::Portable(model),
+                        Models::Portable(model) => ModelRef::Portable(model),
                     },
                     threads,
                     schedule,
