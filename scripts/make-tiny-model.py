@@ -4,8 +4,10 @@
 nzip's tests use it to run large inputs through the very same pipeline (tokenizer, lockstep
 groups, sliding window, coder) in seconds: its predictions are poor, but every code path is
 the real one. Weights come from a fixed seed, so the file is the same every time.
+With --q8_0 the matrices are stored as Q8_0 blocks, which nzip's portable engine reads (it
+multiplies integers only); llama.cpp reads either.
 
-usage: make-tiny-model.py SOURCE.gguf DEST.gguf      (needs: pip install gguf numpy)
+usage: make-tiny-model.py [--q8_0] SOURCE.gguf DEST.gguf      (needs: pip install gguf numpy)
 """
 import sys
 
@@ -23,7 +25,7 @@ def scalar(field):
     return field.parts[field.data[0]][0].item()
 
 
-def main(src, dest):
+def main(src, dest, q8_0=False):
     r = gguf.GGUFReader(src)
     f = r.fields
     tokens = strings(f["tokenizer.ggml.tokens"])
@@ -64,20 +66,29 @@ def main(src, dest):
     def rand(*shape):
         return (rng.standard_normal(shape) * 0.05).astype(np.float32)
 
+    add_vector = w.add_tensor
+
+    def add_matrix(name, data):
+        if q8_0:
+            qtype = gguf.GGMLQuantizationType.Q8_0
+            w.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(name, data)
+
     kv = N_EMBD // N_HEAD * N_HEAD_KV
-    w.add_tensor("token_embd.weight", rand(n_vocab, N_EMBD))
-    w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
+    add_matrix("token_embd.weight", rand(n_vocab, N_EMBD))
+    add_vector("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
     for i in range(N_LAYER):
         b = f"blk.{i}."
-        w.add_tensor(b + "attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(b + "attn_q.weight", rand(N_EMBD, N_EMBD))
-        w.add_tensor(b + "attn_k.weight", rand(kv, N_EMBD))
-        w.add_tensor(b + "attn_v.weight", rand(kv, N_EMBD))
-        w.add_tensor(b + "attn_output.weight", rand(N_EMBD, N_EMBD))
-        w.add_tensor(b + "ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(b + "ffn_gate.weight", rand(N_FF, N_EMBD))
-        w.add_tensor(b + "ffn_up.weight", rand(N_FF, N_EMBD))
-        w.add_tensor(b + "ffn_down.weight", rand(N_EMBD, N_FF))
+        add_vector(b + "attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
+        add_matrix(b + "attn_q.weight", rand(N_EMBD, N_EMBD))
+        add_matrix(b + "attn_k.weight", rand(kv, N_EMBD))
+        add_matrix(b + "attn_v.weight", rand(kv, N_EMBD))
+        add_matrix(b + "attn_output.weight", rand(N_EMBD, N_EMBD))
+        add_vector(b + "ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
+        add_matrix(b + "ffn_gate.weight", rand(N_FF, N_EMBD))
+        add_matrix(b + "ffn_up.weight", rand(N_FF, N_EMBD))
+        add_matrix(b + "ffn_down.weight", rand(N_EMBD, N_FF))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -85,6 +96,9 @@ def main(src, dest):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    q8_0 = "--q8_0" in args
+    paths = [a for a in args if a != "--q8_0"]
+    if len(paths) != 2 or len(args) - len(paths) > 1:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    main(paths[0], paths[1], q8_0)

@@ -40,8 +40,9 @@ fn main() {
 /// cores with Gemma 3 a short spin made the model 4% and the whole pipeline 7% faster. libgomp
 /// reads `GOMP_SPINCOUNT` only as it loads, before `main`, so nzip starts itself over once with
 /// a short spin, unless the user chose one (or a wait policy). If that fails, it runs as it is.
+/// A build without llama.cpp has no OpenMP to tune.
 fn shorten_openmp_spin() {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "llama"))]
     {
         use std::os::unix::process::CommandExt;
         if std::env::var_os("GOMP_SPINCOUNT").is_some()

@@ -126,6 +126,25 @@ fn info_prints_every_field() {
     assert_eq!(v["chunks"].as_array().unwrap().len(), 1);
 }
 
+/// A reader that closed its end of the pipe (`nzip model list | head -1`) ends a report
+/// quietly with status 1, as it ends other filters; it used to panic in the print.
+#[test]
+fn a_closed_pipe_ends_a_report_quietly() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("nzip"))
+        .args(["model", "list"])
+        .stdout(writer)
+        .output()
+        .expect("run nzip");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn model_list_shows_the_default() {
     nzip()

@@ -36,10 +36,14 @@ fn v1_text_and_raw_bytes() {
 /// anything else. A refusal is a skip, and says so: on a CPU whose kernels differ from the
 /// one that made the archive, this test checks only the refusal. `NZIP_GOLDEN_STRICT=1`
 /// (CI sets it: its machines compute the numerics the archives were made with, x86_64 with
-/// AVX2 on the CPU backend) turns the skip into a failure.
+/// AVX2 on the CPU backend) turns the skip into a failure. A build without llama.cpp must
+/// refuse it for that reason.
 fn decodes_where_numerics_match(original: &str) {
     match decode(&golden(&format!("{original}.nz"))) {
         Ok(bytes) => assert_eq!(bytes, golden(original)),
+        Err(Error::Engine(why)) if !cfg!(feature = "llama") => {
+            assert!(why.contains("without llama.cpp"), "{original}.nz: {why}");
+        }
         Err(Error::NumericsMismatch { archive, here }) => {
             let strict = std::env::var("NZIP_GOLDEN_STRICT").is_ok_and(|v| v == "1");
             assert!(!strict, "{original}.nz: numerics {archive} here {here}");

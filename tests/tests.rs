@@ -14,7 +14,9 @@ mod roundtrip;
 mod second_decoder;
 mod shell;
 mod standalone;
+#[cfg(feature = "llama")]
 mod tiers;
 mod tiny;
+#[cfg(feature = "llama")]
 mod tokenizer;
 mod util;

@@ -25,6 +25,23 @@ fn carries(vocab: &Vocabulary, text: &str) -> bool {
     back == text.as_bytes()
 }
 
+/// The manifests say which models the portable engine runs: it loads exactly those.
+#[test]
+#[ignore = "slow: every tier's model; scripts/test runs it"]
+fn portable_engine_runs_the_models_the_manifests_say() {
+    for m in models::manifests() {
+        let file = models::resolve(&m.name, FetchPolicy::Auto).expect("model");
+        let loaded = nzip::engine::PortableModel::load(&file.path);
+        assert_eq!(
+            loaded.is_ok(),
+            m.portable,
+            "{}: {:?}",
+            m.name,
+            loaded.err().map(|e| e.to_string())
+        );
+    }
+}
+
 #[test]
 #[ignore = "slow: every tier's model; scripts/test runs it"]
 fn tokenizer_findings_per_model() {

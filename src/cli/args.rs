@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use nzip::predict::llama::DeviceChoice;
+use nzip::predict::devices::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -136,12 +136,16 @@ pub struct CompressArgs {
     /// match model, mixer): for measuring what the ensemble adds.
     #[arg(long = "bare-llm", conflicts_with = "fast")]
     pub bare_llm: bool,
+    /// Keep the LLM's coding of every chunk even where the byte model's is smaller (for
+    /// checks with a random-weight test model, e.g. scripts/cross-arch-check).
+    #[arg(long = "always-llm", conflicts_with = "fast", hide = true)]
+    pub always_llm: bool,
     /// Engine for the LLM levels: llama (llama.cpp; the archive decodes where its numerics
     /// fingerprint matches) or portable (nzip's own integer engine, Llama-architecture models
     /// such as the default: the archive decodes on any machine; formats/PORTABLE.md). Decoding
-    /// follows the archive.
-    #[arg(long, value_enum, default_value_t = EngineArg::Llama, conflicts_with = "fast")]
-    pub engine: EngineArg,
+    /// follows the archive. [default: llama; portable in a build without llama.cpp]
+    #[arg(long, value_enum, conflicts_with = "fast")]
+    pub engine: Option<EngineArg>,
     /// Compress only the input's bytes START..END (END open: to the end), so that workers can
     /// each code a slice of one big file; the archives of consecutive ranges, concatenated,
     /// decode to the whole. A named file only; needs -c or -o. A range past the end is

@@ -125,7 +125,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let mut columns: Vec<&str> = modes.iter().map(|m| m.0.as_str()).collect();
     columns.extend(tools.iter().map(|t| t.0));
 
-    println!(
+    outln!(
         "nzip bench: {}; {threads} threads",
         match slice {
             Some(n) => format!("first {n} bytes of each file"),
@@ -134,11 +134,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
     );
     for (name, opts) in &modes {
         if opts.fast {
-            println!("  {name}: byte model alone, chunk {} B", opts.chunk_size);
+            outln!("  {name}: byte model alone, chunk {} B", opts.chunk_size);
         } else {
-            println!(
+            outln!(
                 "  {name}: model {}, chunk {} B, window {}, {:?} token model",
-                opts.model, opts.chunk_size, opts.window, opts.token_model
+                opts.model,
+                opts.chunk_size,
+                opts.window,
+                opts.token_model
             );
         }
     }
@@ -206,46 +209,46 @@ pub fn run(args: &BenchArgs) -> CliResult {
 
     let width = columns.iter().map(|c| c.len()).max().unwrap_or(0).max(9);
     let header = |title: &str| {
-        print!("\n{title}\n{:<16} {:>9}", "file", "bytes");
+        out!("\n{title}\n{:<16} {:>9}", "file", "bytes");
         for c in &columns {
-            print!(" {c:>width$}");
+            out!(" {c:>width$}");
         }
-        println!();
+        outln!();
     };
     header("bits per byte (lower is better)");
     let mut totals = vec![Totals::default(); columns.len()];
     for (name, len, results) in &rows {
-        print!("{name:<16} {len:>9}");
+        out!("{name:<16} {len:>9}");
         for (i, r) in results.iter().enumerate() {
             match r {
                 Some(m) if *len > 0 => {
                     totals[i].add(*len, m);
-                    print!(" {:>width$.3}", 8.0 * m.bytes as f64 / *len as f64)
+                    out!(" {:>width$.3}", 8.0 * m.bytes as f64 / *len as f64)
                 }
-                _ => print!(" {:>width$}", "-"),
+                _ => out!(" {:>width$}", "-"),
             }
         }
-        println!();
+        outln!();
     }
-    print!(
+    out!(
         "{:<16} {:>9}",
         "all",
         totals.first().map_or(0, |t| t.original)
     );
     for t in &totals {
         match t.bits_per_byte() {
-            Some(bpb) => print!(" {bpb:>width$.3}"),
-            None => print!(" {:>width$}", "-"),
+            Some(bpb) => out!(" {bpb:>width$.3}"),
+            None => out!(" {:>width$}", "-"),
         }
     }
-    println!();
+    outln!();
     for (title, pick) in [
         ("compress speed, KB/s", 0usize),
         ("decompress speed, KB/s", 1),
     ] {
         header(title);
         for (name, len, results) in &rows {
-            print!("{name:<16} {len:>9}");
+            out!("{name:<16} {len:>9}");
             for r in results {
                 let s = r.and_then(|m| {
                     if pick == 0 {
@@ -255,20 +258,20 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     }
                 });
                 match s {
-                    Some(s) if s > 0.0 => print!(" {:>width$.1}", *len as f64 / s / 1000.0),
-                    _ => print!(" {:>width$}", "-"),
+                    Some(s) if s > 0.0 => out!(" {:>width$.1}", *len as f64 / s / 1000.0),
+                    _ => out!(" {:>width$}", "-"),
                 }
             }
-            println!();
+            outln!();
         }
     }
     if throughput.iter().any(|t| t.tokens[0] > 0) {
-        println!(
+        outln!(
             "\nLLM tokens per second, all files: the model alone (time inside llama.cpp's \
              decode) and the whole pipeline (wall time, model loading included); the pipeline's \
              overhead, and the part of it spent in the steps (coding between decode calls)"
         );
-        println!(
+        outln!(
             "{:<16} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
             "mode",
             "compress",
@@ -284,21 +287,21 @@ pub fn run(args: &BenchArgs) -> CliResult {
             if t.tokens[0] == 0 {
                 continue;
             }
-            print!("{name:<16}");
+            out!("{name:<16}");
             for side in 0..2 {
                 let decode_s = t.decode_s[side].max(1e-9);
                 let model = t.tokens[side] as f64 / decode_s;
                 let pipeline = t.tokens[side] as f64 / t.wall_s[side].max(1e-9);
-                print!(
+                out!(
                     " {model:>10.1} {pipeline:>9.1} {:>8.1}% {:>8.1}%",
                     100.0 * (model / pipeline.max(1e-9) - 1.0),
                     100.0 * t.rest_s[side] / decode_s
                 );
             }
-            println!();
+            outln!();
         }
     }
-    println!(
+    outln!(
         "\nround trips: {}",
         if all_ok { "all matched" } else { "SOME FAILED" }
     );
@@ -323,7 +326,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
             }
         );
         write_svg(path, &points, &subtitle)?;
-        println!("plot: {}", path.display());
+        outln!("plot: {}", path.display());
     }
     if all_ok {
         Ok(())

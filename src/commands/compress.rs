@@ -144,7 +144,7 @@ fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
             level.level
         )));
     }
-    if level.model.is_none() && args.engine != EngineArg::Llama {
+    if level.model.is_none() && args.engine.is_some() {
         return Err(Failure::Usage(format!(
             "level {} uses no language model; --engine needs level 3 or above",
             level.level
@@ -171,9 +171,11 @@ fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
             TokenModelKind::BiasedEnsemble
         },
         engine: match args.engine {
-            EngineArg::Llama => Engine::Llama,
-            EngineArg::Portable => Engine::Portable,
+            None => Engine::default(),
+            Some(EngineArg::Llama) => Engine::Llama,
+            Some(EngineArg::Portable) => Engine::Portable,
         },
+        always_llm: args.always_llm,
         chunk_size: args.chunk_size.map_or(base.chunk_size, |c| c as usize),
         window: args.window.unwrap_or(base.window),
         slide: args.slide.unwrap_or(base.slide),

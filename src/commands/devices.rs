@@ -1,11 +1,11 @@
 //! `nzip devices`: what this build can run the model on, and the numerics each computes (a
 //! llama.cpp archive decodes only where its numerics are computed; a portable one anywhere).
 
-use nzip::predict::llama::{self, DeviceChoice, Placement};
+use nzip::predict::devices::{self, DeviceChoice, Placement};
 use nzip::Result;
 
 pub fn run() -> Result<()> {
-    for d in llama::devices()? {
+    for d in devices::devices()? {
         let kind = if d.gpu { "GPU" } else { "CPU" };
         let memory = if d.memory_total > 0 {
             format!(
@@ -16,24 +16,26 @@ pub fn run() -> Result<()> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{} ({kind}, {}): {}{memory}",
-            d.name, d.backend, d.description
+            d.name,
+            d.backend,
+            d.description
         );
-        println!("    numerics: {}", d.numerics_fingerprint());
+        outln!("    numerics: {}", d.numerics_fingerprint());
     }
     let auto = Placement::resolve(&DeviceChoice::Auto, 1)?;
     match &auto {
-        Placement::Cpu { .. } => println!("--device auto runs on the CPU"),
+        Placement::Cpu { .. } => outln!("--device auto runs on the CPU"),
         Placement::Gpus { gpus, .. } => {
             let names: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
-            println!(
+            outln!(
                 "--device auto runs one worker on each of {}",
                 names.join(", ")
             );
         }
     }
-    println!(
+    outln!(
         "--engine portable runs nzip's own engine on the CPU: numerics {} (the same on every \
          machine)",
         nzip::engine::NUMERICS

@@ -23,8 +23,8 @@ pub fn run(args: &InfoArgs) -> Result<()> {
                 json["file"] = name.into();
                 print_json(&json);
             } else {
-                println!("{name}");
-                lines.iter().for_each(|l| println!("  {l}"));
+                outln!("{name}");
+                lines.iter().for_each(|l| outln!("  {l}"));
             }
             continue;
         }
@@ -43,17 +43,17 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             }));
             continue;
         }
-        println!("{name}");
+        outln!("{name}");
         for (k, ((_, lines), range)) in described.iter().zip(&members).enumerate() {
-            println!(
+            outln!(
                 "  member {} (archive bytes {}..{})",
                 k + 1,
                 range.start,
                 range.end
             );
-            lines.iter().for_each(|l| println!("    {l}"));
+            lines.iter().for_each(|l| outln!("    {l}"));
         }
-        println!(
+        outln!(
             "  {} members: {original} bytes in {} bytes of archive",
             members.len(),
             data.len()
@@ -63,7 +63,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON of plain values")
     );

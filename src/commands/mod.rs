@@ -1,5 +1,24 @@
 //! One file per subcommand; helpers they share.
 
+/// `print!` for a command's report on standard output: a reader that stops early (`nzip info
+/// f.nz | head -1`) ends nzip quietly with status 1, as a closed pipe ends other filters,
+/// where the std macros would panic. No output file is open while a report prints.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for a command's report, as [`out!`].
+macro_rules! outln {
+    () => {
+        $crate::commands::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod bench;
 pub mod compress;
 pub mod decompress;
@@ -21,6 +40,17 @@ use nzip::predict::lockstep::LlmTimes;
 use nzip::Error;
 
 use crate::cli::args::IoArgs;
+
+/// Writes a report's text to standard output (`out!`, `outln!`).
+pub fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("nzip: standard output: {e}");
+        }
+        std::process::exit(1);
+    }
+}
 
 /// What a command returns.
 pub type CliResult<T = ()> = std::result::Result<T, Failure>;

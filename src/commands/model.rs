@@ -6,10 +6,24 @@ use nzip::{Error, Result};
 
 use crate::cli::args::ModelCommand;
 
+/// The engines that run a model in this build.
+fn engines(m: &models::Manifest) -> String {
+    let llama = if cfg!(feature = "llama") {
+        "llama.cpp"
+    } else {
+        "llama.cpp (not in this build)"
+    };
+    if m.portable {
+        format!("{llama}, portable (--engine portable: decodes on any machine)")
+    } else {
+        format!("{llama} only (the portable engine does not run it yet)")
+    }
+}
+
 pub fn run(cmd: &ModelCommand) -> Result<()> {
     match cmd {
         ModelCommand::List => {
-            println!("model cache: {}", models::cache_dir().display());
+            outln!("model cache: {}", models::cache_dir().display());
             for m in models::manifests() {
                 let path = models::cached_path(&m.name);
                 let state = if path.exists() {
@@ -29,21 +43,24 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
                 if !at.is_empty() {
                     roles.push(format!("levels {}", at.join(" ")));
                 }
-                println!(
+                outln!(
                     "{} ({}): {} MB, {state}",
                     m.name,
                     roles.join("; "),
                     m.size / 1_000_000
                 );
-                println!("    {}; license {}", m.description, m.license);
-                println!(
+                outln!("    {}; license {}", m.description, m.license);
+                outln!("    engines: {}", engines(&m));
+                outln!(
                     "    {:.3} bits per byte, {:.0} tokens/s ({})",
-                    m.measured.bits_per_byte, m.measured.tokens_per_second, m.measured.on
+                    m.measured.bits_per_byte,
+                    m.measured.tokens_per_second,
+                    m.measured.on
                 );
             }
-            println!("levels (-1 … -9, or --level N; --fast is -1, --best is -9):");
+            outln!("levels (-1 … -9, or --level N; --fast is -1, --best is -9):");
             for l in &levels::LEVELS {
-                println!("  -{}  {}", l.level, l.summary);
+                outln!("  -{}  {}", l.level, l.summary);
             }
             Ok(())
         }
@@ -59,7 +76,7 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             };
             for m in wanted {
                 let file = models::resolve(&m.name, FetchPolicy::Auto)?;
-                println!(
+                outln!(
                     "{} ({} bytes, sha256 {}) at {}",
                     file.name,
                     file.size,

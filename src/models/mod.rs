@@ -46,6 +46,10 @@ pub struct Manifest {
     pub sha256: String,
     /// Token fed at position 0 of every chunk.
     pub start_token: u32,
+    /// Whether nzip's portable engine runs this model (tests/tiers.rs checks that it loads
+    /// exactly when this says so); llama.cpp runs every model.
+    #[serde(default)]
+    pub portable: bool,
     /// Pieces concatenated in order form the GGUF file.
     pub parts: Vec<Part>,
     /// What nzip measured with this model, for `nzip model list`.

@@ -25,7 +25,7 @@ use crate::container::{
 };
 use crate::error::{Error, FormatError, Result};
 use crate::models;
-use crate::predict::llama::Placement;
+use crate::predict::devices::Placement;
 use crate::token::{segment_chunk, Segment, Vocabulary};
 
 /// What a compression produced.
@@ -101,6 +101,7 @@ pub fn compress_stream(
         }
         return finish(writer, size, done);
     }
+    opts.engine.check_available(None)?;
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let placement = Placement::resolve(&opts.device, opts.workers)?;
     let workers = Workers::load(&model_file.path, opts.engine, &placement, opts.threads)?;

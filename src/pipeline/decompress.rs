@@ -19,7 +19,7 @@ use crate::container::{
 use crate::container::{read_full, read_header, ByteModelKind};
 use crate::error::{Error, FormatError, Result};
 use crate::models;
-use crate::predict::llama::{DeviceChoice, Placement};
+use crate::predict::devices::{DeviceChoice, Placement};
 use crate::predict::lockstep::ChunkDriver;
 use crate::token::Vocabulary;
 
@@ -577,6 +577,7 @@ fn write(
 /// same on every machine.
 fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
     let engine = Engine::for_numerics(&m.numerics);
+    engine.check_available(Some(&m.numerics))?;
     let file = || models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch);
     let workers = if engine == Engine::Portable {
         let placement = Placement::Cpu {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::container::TokenModelKind;
 use crate::error::{Error, Result};
 use crate::models::{self, FetchPolicy};
-use crate::predict::llama::DeviceChoice;
+use crate::predict::devices::DeviceChoice;
 
 /// Target chunk size. Every chunk starts cold (no context), which costs bits: on alice29.txt
 /// (152 KB, default model, 2 cores) 16 KiB chunks gave 1.156 bits per byte at 0.31 KB/s and
@@ -104,7 +104,7 @@ impl Default for CompressOptions {
             fast: false,
             always_llm: false,
             token_model: TokenModelKind::BiasedEnsemble,
-            engine: Engine::Llama,
+            engine: Engine::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             window: DEFAULT_WINDOW,
             slide: DEFAULT_SLIDE,

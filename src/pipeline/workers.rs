@@ -11,7 +11,9 @@ use std::path::Path;
 use crate::container::Schedule;
 use crate::engine::{self, PortableModel};
 use crate::error::{Error, Result};
-use crate::predict::llama::{GroupRunner, LanguageModel, Placement};
+use crate::predict::devices::Placement;
+#[cfg(feature = "llama")]
+use crate::predict::llama::{GroupRunner, LanguageModel};
 use crate::predict::lockstep::{self, ChunkDriver};
 use crate::token::Tokenizer;
 
@@ -19,11 +21,13 @@ use crate::token::Tokenizer;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
     /// llama.cpp: its float kernels' numerics, recorded as a fingerprint of build and CPU
-    /// features (or GPU); such an archive decodes where that fingerprint matches.
-    #[default]
+    /// features (or GPU); such an archive decodes where that fingerprint matches. The
+    /// default where the build has llama.cpp.
+    #[cfg_attr(feature = "llama", default)]
     Llama,
     /// nzip's own integer engine (`engine`, `formats/PORTABLE.md`): the same logits on every
-    /// machine, recorded as [`engine::NUMERICS`].
+    /// machine, recorded as [`engine::NUMERICS`]. The default of a build without llama.cpp.
+    #[cfg_attr(not(feature = "llama"), default)]
     Portable,
 }
 
@@ -36,11 +40,26 @@ impl Engine {
             Engine::Llama
         }
     }
+
+    /// Whether this build has the engine: a clear refusal where it was built without it.
+    pub fn check_available(self, numerics: Option<&str>) -> Result<()> {
+        if self == Engine::Llama && !cfg!(feature = "llama") {
+            let made = numerics.map_or(String::new(), |n| {
+                format!(" (the archive's LLM chunks were coded by llama.cpp, numerics \"{n}\")")
+            });
+            return Err(Error::Engine(format!(
+                "this nzip was built without llama.cpp (cargo feature `llama`){made}; use a \
+                 build with it, or --engine portable to compress"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The loaded models of a run.
 enum Models {
     /// One per GPU, or one for the CPU.
+    #[cfg(feature = "llama")]
     Llama(Vec<LanguageModel>),
     /// The portable engine's weights and tokenizer.
     Portable(Box<PortableModel>),
@@ -63,6 +82,7 @@ impl Workers {
         threads: usize,
     ) -> Result<Self> {
         let threads = threads.max(1);
+        engine.check_available(None)?;
         if engine == Engine::Portable {
             let model = PortableModel::load(path)
                 .map_err(|e| Error::Engine(format!("{}: {e}", path.display())))?;
@@ -75,6 +95,18 @@ impl Workers {
                 slots: vec![(0, threads); workers],
             });
         }
+        Self::load_llama(path, placement, threads)
+    }
+
+    #[cfg(not(feature = "llama"))]
+    fn load_llama(_: &Path, _: &Placement, _: usize) -> Result<Self> {
+        Err(Error::Internal(
+            "llama.cpp engine in a build without it".into(),
+        ))
+    }
+
+    #[cfg(feature = "llama")]
+    fn load_llama(path: &Path, placement: &Placement, threads: usize) -> Result<Self> {
         match placement {
             Placement::Cpu { workers } => {
                 let workers = (*workers).clamp(1, threads);
@@ -109,6 +141,7 @@ impl Workers {
     /// The model's tokenizer (every worker's).
     pub fn tokenizer(&self) -> &dyn Tokenizer {
         match &self.models {
+            #[cfg(feature = "llama")]
             Models::Llama(models) => &models[0],
             Models::Portable(model) => &model.tokenizer,
         }
@@ -116,6 +149,7 @@ impl Workers {
 
     pub fn n_vocab(&self) -> usize {
         match &self.models {
+            #[cfg(feature = "llama")]
             Models::Llama(models) => models[0].n_vocab(),
             Models::Portable(model) => model.n_vocab(),
         }
@@ -124,6 +158,7 @@ impl Workers {
     /// The numerics the workers compute with, as an archive records them.
     pub fn numerics(&self) -> String {
         match &self.models {
+            #[cfg(feature = "llama")]
             Models::Llama(models) => models[0].numerics_fingerprint(),
             Models::Portable(_) => engine::NUMERICS.into(),
         }
@@ -137,8 +172,13 @@ impl Workers {
                 .iter()
                 .map(|&(model, threads)| RunnerSlot {
                     model: match &self.models {
+                        #[cfg(feature = "llama")]
                         Models::Llama(models) => ModelRef::Llama(&models[model]),
-                        Models::Portable(model) => ModelRef::Portable(model),
+                        Models::Portable(portable) => {
+                            // One copy of the weights, shared by every worker.
+                            debug_assert_eq!(model, 0);
+                            ModelRef::Portable(portable)
+                        }
                     },
                     threads,
                     schedule,
@@ -151,6 +191,7 @@ impl Workers {
 
 #[derive(Clone, Copy)]
 enum ModelRef<'m> {
+    #[cfg(feature = "llama")]
     Llama(&'m LanguageModel),
     Portable(&'m PortableModel),
 }
@@ -158,6 +199,9 @@ enum ModelRef<'m> {
 /// A worker's group runner, made on first use: a group without LLM tokens needs none.
 pub(crate) struct RunnerSlot<'m> {
     model: ModelRef<'m>,
+    /// llama.cpp's threads for this worker's context (the portable engine's work goes to the
+    /// run's thread pool).
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
     threads: usize,
     schedule: Schedule,
     runner: Option<Runner<'m>>,
@@ -167,6 +211,7 @@ impl<'m> RunnerSlot<'m> {
     pub fn get(&mut self) -> Result<&mut Runner<'m>> {
         if self.runner.is_none() {
             self.runner = Some(match self.model {
+                #[cfg(feature = "llama")]
                 ModelRef::Llama(m) => Runner::Llama(m.group_runner(&self.schedule, self.threads)?),
                 ModelRef::Portable(m) => Runner::Portable(m.group_runner(&self.schedule)),
             });
@@ -179,6 +224,7 @@ impl<'m> RunnerSlot<'m> {
 
 /// A group runner of either engine.
 pub(crate) enum Runner<'m> {
+    #[cfg(feature = "llama")]
     Llama(GroupRunner<'m>),
     Portable(engine::GroupRunner<'m>),
 }
@@ -192,12 +238,14 @@ impl Runner<'_> {
         on_step: impl FnMut(u64, &[D]) -> ControlFlow<()>,
     ) -> Result<bool> {
         match self {
+            #[cfg(feature = "llama")]
             Runner::Llama(r) => lockstep::run_group(r, drivers, n_tokens, on_step),
             Runner::Portable(r) => lockstep::run_group(r, drivers, n_tokens, on_step),
         }
     }
 }
 
+#[cfg(feature = "llama")]
 /// The workers on `gpus` GPUs, `per_gpu` each, as (model, threads): worker w on GPU w % gpus,
 /// so that a batch of groups smaller than the worker count still spreads over every GPU.
 fn gpu_slots(gpus: usize, per_gpu: usize, threads: usize) -> Vec<(usize, usize)> {
@@ -256,7 +304,7 @@ impl<'m> Runners<'m> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "llama"))]
 mod tests {
     use super::*;
 
