@@ -134,8 +134,20 @@ def compress(args: argparse.Namespace) -> Summary:
         args.output = args.paths[0] + ".nz"
     if not 0 < args.range_mb <= plan.MAX_RANGE_MIB:
         raise UserError(f"--range-mb must be more than 0 and at most {plan.MAX_RANGE_MIB}")
-
     binary = nzip.find_binary(args.nzip)
+    staged = Staged(Path(args.output), is_dir=not one_file, force=args.force)
+    try:
+        summary = compress_staged(args, binary, files, archive_names, staged)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    if not args.quiet:
+        report("compressed", args.output, summary.raw_bytes, summary.written_bytes, summary)
+    return summary
+
+
+def compress_staged(args, binary: str, files: list[Path], archive_names: list[Path], staged: Staged) -> Summary:
     level = args.level or 5
     options = ["--level", str(level)] + passthrough(
         args, ["model", "engine", "chunk-size", "window", "slide", "sinks", "seqs", "bare-llm", "verify", "threads", "device", "workers"]
@@ -147,24 +159,15 @@ def compress(args: argparse.Namespace) -> Summary:
     sizes = [f.stat().st_size for f in files]
     ranges = [plan.cut(size, step) for size in sizes]
 
-    staged = Staged(Path(args.output), is_dir=not one_file, force=args.force)
-    try:
-        connect(args.address)
-        gpus = 1.0 if level not in plan.BYTE_MODEL_LEVELS and cluster_has_gpus() else 0.0
-        settings = task_settings(args, binary, options, gpus)
-        window = window_for(settings)
-        targets = [staged.path] if one_file else [staged.path / n for n in archive_names]
-        inputs = [InputFile(f, s, t) for f, s, t in zip(files, sizes, targets)]
-        outputs = [OrderedFile(i.archive, len(r)) for i, r in zip(inputs, ranges)]
-        progress = Progress(sum(sizes), sum(len(r) for r in ranges), show_progress(args))
-        summary = run_parts(compress_parts(inputs, ranges, settings, args.ship_input), outputs, window, progress)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
-    if not args.quiet:
-        report("compressed", args.output, summary.raw_bytes, summary.written_bytes, summary)
-    return summary
+    connect(args.address)
+    gpus = 1.0 if level not in plan.BYTE_MODEL_LEVELS and cluster_has_gpus() else 0.0
+    settings = task_settings(args, binary, options, gpus)
+    targets = [staged.path / n for n in archive_names] if staged.is_dir else [staged.path]
+    inputs = [InputFile(f, s, t) for f, s, t in zip(files, sizes, targets)]
+    outputs = [OrderedFile(i.archive, len(r)) for i, r in zip(inputs, ranges)]
+    progress = Progress(sum(sizes), sum(len(r) for r in ranges), show_progress(args))
+    parts = compress_parts(inputs, ranges, settings, args.ship_input)
+    return run_parts(parts, outputs, window_for(settings), progress)
 
 
 def decompress(args: argparse.Namespace) -> Summary:
@@ -177,9 +180,9 @@ def decompress(args: argparse.Namespace) -> Summary:
         args.output = str(archive.with_suffix(""))
     binary = nzip.find_binary(args.nzip)
     options = passthrough(args, ["model", "force-numerics", "threads", "device", "workers"])
-    members = nzip.members(binary, archive)
     staged = Staged(Path(args.output), is_dir=False, force=args.force)
     try:
+        members = nzip.members(binary, archive)
         if spread_members(members):
             summary = decompress_on_cluster(args, binary, options, archive, members, staged)
         else:
@@ -200,7 +203,9 @@ def spread_members(members: list[nzip.Member]) -> bool:
     return len(members) > 1 and max(m.original_bytes for m in members) <= plan.MAX_RANGE_MIB * plan.MIB
 
 
-def decompress_on_cluster(args, binary, options, archive, members, staged) -> Summary:
+def decompress_on_cluster(
+    args, binary: str, options: list[str], archive: Path, members: list[nzip.Member], staged: Staged
+) -> Summary:
     connect(args.address)
     gpus = 1.0 if any(m.has_model for m in members) and cluster_has_gpus() else 0.0
     settings = task_settings(args, binary, options, gpus)
@@ -209,7 +214,7 @@ def decompress_on_cluster(args, binary, options, archive, members, staged) -> Su
     return run_parts(decompress_parts(archive, members, settings), [output], window_for(settings), progress)
 
 
-def decompress_here(args, binary, options, archive, staged) -> Summary:
+def decompress_here(args, binary: str, options: list[str], archive: Path, staged: Staged) -> Summary:
     """`nzip -d` on this machine, its progress and errors shown as nzip shows them."""
     started = time.monotonic()
     quiet = ["-q"] if args.quiet else []
@@ -238,9 +243,13 @@ def report(verb: str, output: str, raw: int, archive: int, s: Summary) -> None:
     rate = raw / 1e6 / s.seconds if s.seconds else 0.0
     print(
         f"nzip-ray: {verb} {output}: {raw / 1e6:.1f} MB original, {archive / 1e6:.1f} MB archive{bits}; "
-        f"{s.parts} parts on {len(s.nodes)} nodes in {s.seconds:.1f} s ({rate:.2f} MB/s)",
+        f"{plural(s.parts, 'part')} on {plural(len(s.nodes), 'node')} in {s.seconds:.1f} s ({rate:.2f} MB/s)",
         file=sys.stderr,
     )
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 # Ray's Unix socket paths live under the temp dir and must stay under ~107 characters.
 TEMP_PARENT = "/tmp"
 START_TIMEOUT_SECONDS = 180
-STOP_GRACE_SECONDS = 10
+STOP_GRACE_SECONDS = 3
 OBJECT_STORE_BYTES = 200_000_000
 
 
@@ -120,6 +120,17 @@ class LocalCluster:
         if status != 0:
             tail = log.read_text(errors="replace").splitlines()[-15:]
             raise RuntimeError(f"ray start ({name}) failed: {status}\n" + "\n".join(tail))
+
+    def running(self, n: int, word: str) -> bool:
+        """Whether a process of node `n` (0 is the head) has `word` in its command line."""
+        for pid in session_processes(self.sessions[n]):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if word.encode() in f.read():
+                        return True
+            except OSError:
+                pass
+        return False
 
     def kill_worker(self, n: int) -> None:
         """Kills worker node `n` (1-based; 0 is the head) at once, raylet, workers, nzip and all,
