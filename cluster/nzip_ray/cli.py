@@ -33,6 +33,20 @@ DEFAULT_RETRIES = 3
 WINDOW_PER_SLOT = 2
 
 
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
+def count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="nzip-ray",
@@ -47,8 +61,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("-o", "--output", metavar="PATH", help="output file (or directory, for several inputs or a directory)")
     common.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress line, no summary")
-    common.add_argument("--task-cpus", type=float, default=1.0, metavar="N", help="CPUs each task holds (and nzip's --threads unless given) [default: 1]")
-    common.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N", help=f"times Ray reruns a task whose node or nzip process died [default: {DEFAULT_RETRIES}]")
+    common.add_argument("--task-cpus", type=positive, default=1.0, metavar="N", help="CPUs each task holds (and nzip's --threads unless given) [default: 1]")
+    common.add_argument("--retries", type=count, default=DEFAULT_RETRIES, metavar="N", help=f"times Ray reruns a task whose node or nzip process died [default: {DEFAULT_RETRIES}]")
     common.add_argument("--threads", metavar="N", help="nzip's --threads in each task")
     common.add_argument("--model", metavar="NAME|PATH", help="nzip's --model, on every node")
     common.add_argument("--device", metavar="auto|cpu|NAME,...", help="nzip's --device in each task")
@@ -57,12 +71,12 @@ def parser() -> argparse.ArgumentParser:
     c = commands.add_parser("compress", parents=[common], help="compress files (one archive per file) across the cluster")
     c.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     levels = c.add_mutually_exclusive_group()
-    levels.add_argument("-l", "--level", type=int, choices=range(1, 10), metavar="1-9", help="nzip level [default: 5]")
+    levels.add_argument("-l", "--level", type=int, choices=range(1, 10), metavar="1-9", help="nzip level, also written -1 … -9 [default: 5]")
     for n in range(1, 10):
         levels.add_argument(f"-{n}", dest="level", action="store_const", const=n, help=argparse.SUPPRESS)
     levels.add_argument("--fast", dest="level", action="store_const", const=1, help="level 1: the byte model alone")
     levels.add_argument("--best", dest="level", action="store_const", const=9, help="level 9")
-    c.add_argument("--range-mb", type=float, default=DEFAULT_RANGE_MIB, metavar="N", help=f"MiB of input per task, rounded down to whole groups (at most {plan.MAX_RANGE_MIB}) [default: {DEFAULT_RANGE_MIB}]")
+    c.add_argument("--range-mb", type=positive, default=DEFAULT_RANGE_MIB, metavar="N", help=f"MiB of input per task, rounded down to whole groups (at most {plan.MAX_RANGE_MIB}) [default: {DEFAULT_RANGE_MIB}]")
     c.add_argument("--ship-input", action="store_true", help="send each range's bytes through Ray's object store, for nodes that cannot read the inputs at the driver's paths")
     for flag in ("--engine", "--chunk-size", "--window", "--slide", "--sinks", "--seqs"):
         c.add_argument(flag, metavar="V", help=f"nzip's {flag}")
@@ -88,10 +102,6 @@ def passthrough(args: argparse.Namespace, names: list[str]) -> list[str]:
 
 
 def task_settings(args: argparse.Namespace, binary: str, options: list[str], gpus: float) -> TaskSettings:
-    if args.task_cpus <= 0:
-        raise UserError("--task-cpus must be more than 0")
-    if args.retries < 0:
-        raise UserError("--retries must be 0 or more")
     if args.threads is None:
         options = options + default_threads(args.task_cpus)
     return TaskSettings(binary, options, args.task_cpus, gpus, args.retries)
@@ -132,8 +142,8 @@ def compress(args: argparse.Namespace) -> Summary:
         if not one_file:
             raise UserError("several inputs or a directory: name the output directory with -o")
         args.output = args.paths[0] + ".nz"
-    if not 0 < args.range_mb <= plan.MAX_RANGE_MIB:
-        raise UserError(f"--range-mb must be more than 0 and at most {plan.MAX_RANGE_MIB}")
+    if args.range_mb > plan.MAX_RANGE_MIB:
+        raise UserError(f"--range-mb is at most {plan.MAX_RANGE_MIB}: members travel through Ray's object store")
     binary = nzip.find_binary(args.nzip)
     staged = Staged(Path(args.output), is_dir=not one_file, force=args.force)
     try:
@@ -163,7 +173,7 @@ def compress_staged(args, binary: str, files: list[Path], archive_names: list[Pa
     gpus = 1.0 if level not in plan.BYTE_MODEL_LEVELS and cluster_has_gpus() else 0.0
     settings = task_settings(args, binary, options, gpus)
     targets = [staged.path / n for n in archive_names] if staged.is_dir else [staged.path]
-    inputs = [InputFile(f, s, t) for f, s, t in zip(files, sizes, targets)]
+    inputs = [InputFile(f, t) for f, t in zip(files, targets)]
     outputs = [OrderedFile(i.archive, len(r)) for i, r in zip(inputs, ranges)]
     progress = Progress(sum(sizes), sum(len(r) for r in ranges), show_progress(args))
     parts = compress_parts(inputs, ranges, settings, args.ship_input)

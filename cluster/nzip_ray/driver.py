@@ -170,6 +170,8 @@ class Part:
 
 @dataclass
 class Summary:
+    """What a run did, for the summary line (and the benchmark)."""
+
     raw_bytes: int = 0
     written_bytes: int = 0
     parts: int = 0
@@ -241,7 +243,6 @@ class InputFile:
     """A file to compress and where its archive goes (inside the staged output)."""
 
     path: Path
-    size: int
     archive: Path
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 CLUSTER_DIR = Path(__file__).resolve().parents[1]
 
 
-def nzip_ray(*args, nzip_bin: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+def nzip_ray(
+    *args, nzip_bin: str, extra_env: dict | None = None, **popen
+) -> subprocess.CompletedProcess | subprocess.Popen:
     """Runs `nzip-ray ARGS` in a process of its own, as a user would, with nzip taken from
     NZIP_BIN; with `popen` options it returns the running process instead of waiting."""
-    env = dict(os.environ, NZIP_BIN=nzip_bin)
+    env = dict(os.environ, NZIP_BIN=nzip_bin, **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CLUSTER_DIR), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "nzip_ray", *map(str, args)]
     if popen:
