@@ -1,0 +1,4 @@
+"""`python -m nzip_ray` runs the nzip-ray command line."""
+from nzip_ray.cli import main
+
+raise SystemExit(main())
