@@ -64,10 +64,14 @@ pub enum Error {
     Engine(String),
 
     #[error(
-        "archive damaged: {} byte range(s) could not be recovered and were written as zeros \
-         ({written} bytes written in all): {}",
+        "archive damaged: {} part(s) could not be recovered ({written} bytes written in all; \
+         a damaged chunk's bytes as zeros, lost ones not at all): {}",
         ranges.len(),
-        ranges.iter().map(|(r, why)| format!("{}..{} ({why})", r.start, r.end)).collect::<Vec<_>>().join("; ")
+        ranges.iter().map(|(r, why)| if r.is_empty() {
+            format!("at byte {} ({why})", r.start)
+        } else {
+            format!("{}..{} ({why})", r.start, r.end)
+        }).collect::<Vec<_>>().join("; ")
     )]
     Damaged {
         written: u64,

@@ -422,3 +422,91 @@ proptest! {
         }
     }
 }
+
+/// Damage in one member of a concatenated archive costs only that member under --keep-going:
+/// where the member's index is broken (the walk from the front stops there), the members after
+/// it are found from the end of the file, and the damaged member gives back its chunks up to
+/// its first broken frame; bytes that are no archive at all lose only themselves.
+#[test]
+fn keep_going_recovers_the_members_around_a_damaged_one() {
+    let text = corpus("alice29.txt");
+    let parts = [
+        &text[..30_000],
+        &text[30_000..50_000],
+        &text[50_000..70_000],
+    ];
+    let archives: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| compress(p, &fast(5_000), &|_| {}).unwrap())
+        .collect();
+    let opts = DecompressOptions {
+        keep_going: true,
+        ..DecompressOptions::default()
+    };
+    let joined = |middle: &[u8]| [&archives[0][..], middle, &archives[2][..]].concat();
+    let whole = &text[..70_000];
+    let recover = |damaged: &[u8]| {
+        let mut out = Vec::new();
+        match decompress(damaged, &opts, &mut out, &|_| {}).unwrap_err() {
+            Error::Damaged { ranges, written } => (out, written, ranges),
+            e => panic!("expected a damage report, got {e}"),
+        }
+    };
+
+    // The middle member's index broken: every chunk of it comes back through its frames.
+    let b = Archive::parse(&archives[1]).unwrap();
+    let footer = archives[1].len() - 16;
+    let index_at = u64::from_le_bytes(archives[1][footer..footer + 8].try_into().unwrap());
+    let mut middle = archives[1].clone();
+    middle[index_at as usize + 20] ^= 0x01;
+    assert!(decode(&joined(&middle)).is_err());
+    let (out, written, ranges) = recover(&joined(&middle));
+    assert_eq!(written, 70_000);
+    assert!(out == whole);
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    assert!(ranges[0].1.starts_with("member 2"), "{}", ranges[0].1);
+    assert!(
+        ranges[0].1.contains("every chunk was recovered"),
+        "{}",
+        ranges[0].1
+    );
+
+    // Its third frame header broken too: its first two chunks come back, the rest of it is
+    // named, and the last member follows, whole.
+    let kept: u64 = b.index.chunks[..2].iter().map(|c| c.len).sum();
+    middle[b.payload_offset(2) - 2] ^= 0x40;
+    let (out, written, ranges) = recover(&joined(&middle));
+    let (lost_from, lost_to) = (30_000 + kept as usize, 50_000);
+    assert_eq!(written, 70_000 - (20_000 - kept));
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    assert_eq!(ranges[0].0, lost_from as u64..lost_to as u64);
+    assert!(out[..lost_from] == whole[..lost_from]);
+    assert!(
+        out[lost_from..] == whole[lost_to..],
+        "the last member follows what was kept"
+    );
+
+    // The middle member replaced by bytes that begin no archive: only they are lost.
+    let garbage = joined(b"these bytes are no archive at all");
+    assert!(decode(&garbage).is_err());
+    let (out, written, ranges) = recover(&garbage);
+    assert_eq!(written, 50_000);
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    assert!(
+        ranges[0].1.contains("not an nzip archive"),
+        "{}",
+        ranges[0].1
+    );
+    assert!(out == [&text[..30_000], &text[50_000..70_000]].concat());
+
+    // The CLI's --keep-going keeps what came back and names what did not.
+    let (dir, path) = file_with("m.txt.nz", &joined(&middle));
+    nzip()
+        .args(["decompress", "--keep-going"])
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("{lost_from}..{lost_to}")));
+    let back = std::fs::read(dir.path().join("m.txt")).unwrap();
+    assert!(back[..lost_from] == whole[..lost_from] && back[lost_from..] == whole[lost_to..]);
+}

@@ -20,7 +20,7 @@ pub use header::{
     MIN_TABLE_BITS, OLDEST_VERSION, VERSION,
 };
 pub use index::{ChunkEntry, ChunkKind, Index};
-pub use members::{members, original_size};
+pub use members::{members, members_from_end, original_size};
 pub use schedule::{Schedule, MAX_CONTEXT, MAX_SEQS, MAX_WINDOW};
 pub use segment_table::{read_segment_table, write_segment_table, SegmentEntry};
 pub use stream::StreamReader;

@@ -52,37 +52,42 @@ pub fn decompress_range(
             r.start, r.end
         )));
     }
-    let members = container::members(archive);
+    let mut members = container::members(archive);
+    if opts.keep_going {
+        members = around_damage(archive, members);
+    }
     if let [only] = &members[..] {
         return decompress_member(&archive[only.clone()], range, opts, out, progress);
     }
     // Every member but the last must be a whole archive. Where one is not, the boundary the
     // walk found is not confirmed (a damaged index can mimic one): the file is judged as one
-    // archive, with that reader's checks and --keep-going's recovery, as before members.
+    // archive, with that reader's checks, as before members. --keep-going has confirmed the
+    // members around the damage from both ends instead.
     let parsed: Vec<Result<u64>> = members
         .iter()
         .map(|m| Archive::parse(&archive[m.clone()]).map(|a| a.original_size()))
         .collect();
-    if parsed[..parsed.len() - 1].iter().any(Result::is_err) {
+    if !opts.keep_going && parsed[..parsed.len() - 1].iter().any(Result::is_err) {
         return decompress_member(archive, range, opts, out, progress);
     }
     // Each member's bytes follow the members before it; a member holding none of the range
     // is not decoded.
     let (mut start, mut written) = (0u64, 0u64);
     let mut damaged = Vec::new();
-    for (k, (m, size)) in members.iter().zip(parsed).enumerate() {
+    for (k, (m, parsed)) in members.iter().zip(parsed).enumerate() {
         let data = &archive[m.clone()];
-        let size = match size {
-            Ok(size) => size,
-            Err(Error::Format(FormatError::BadMagic)) => {
+        // A damaged member's size is its header's, where that is readable and records one;
+        // else it is known only once its recovered bytes are written.
+        let size = match parsed {
+            Ok(size) => Some(size),
+            Err(Error::Format(FormatError::BadMagic)) if !opts.keep_going || k == 0 => {
                 return Err(Error::malformed(format!(
                     "bytes after member {k}'s footer are not another archive"
                 )))
             }
-            // The last member, cut or damaged: --keep-going recovers what it can of it.
-            Err(_) => u64::MAX - start,
+            Err(_) => Header::parse(data).ok().and_then(|(h, _)| h.original_size),
         };
-        let end = start.saturating_add(size);
+        let end = start.saturating_add(size.unwrap_or(u64::MAX - start));
         let part = match &range {
             None => None,
             Some(r) if r.end <= start || r.start >= end => {
@@ -104,9 +109,15 @@ pub fn decompress_range(
                     )
                 }));
             }
+            // --keep-going, after damage: bytes that do not even begin an archive. Nothing
+            // of them can be placed; the members after them still decode.
+            Err(e) if opts.keep_going && k > 0 => {
+                damaged.push((start..start, format!("member {}: {e}", k + 1)));
+            }
             Err(e) => return Err(e),
         }
-        start = end;
+        // After a member of unknown size, positions count the bytes written.
+        start = size.map_or(start + (written - base), |_| end);
     }
     if !damaged.is_empty() {
         return Err(Error::Damaged {
@@ -115,6 +126,31 @@ pub fn decompress_range(
         });
     }
     Ok(written)
+}
+
+/// The members of `archive` for --keep-going: where the walk from the front stops at a member
+/// that does not parse (damaged, or bytes that are no archive), the members after it that
+/// parse whole are found from the end of the file, so that damage costs only its own member.
+fn around_damage(archive: &[u8], mut members: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    let Some(k) = members
+        .iter()
+        .position(|m| Archive::parse(&archive[m.clone()]).is_err())
+    else {
+        return members;
+    };
+    let rest = members[k].start..archive.len();
+    members.truncate(k);
+    let after = container::members_from_end(&archive[rest.clone()]);
+    let damaged_end = after.first().map_or(rest.end, |m| rest.start + m.start);
+    if damaged_end > rest.start || (members.is_empty() && after.is_empty()) {
+        members.push(rest.start..damaged_end);
+    }
+    members.extend(
+        after
+            .into_iter()
+            .map(|m| rest.start + m.start..rest.start + m.end),
+    );
+    members
 }
 
 /// [`decompress_range`] of one member.
