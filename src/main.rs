@@ -17,7 +17,7 @@ fn main() {
         Command::Compress(a) => commands::compress::run(a),
         Command::Decompress(a) => commands::decompress::run(a),
         Command::Test(a) => commands::test::run(a),
-        Command::Info(a) => commands::info::run(a).map_err(Failure::from),
+        Command::Info(a) => commands::info::run(a),
         Command::Model(c) => commands::model::run(c).map_err(Failure::from),
         Command::Bench(a) => commands::bench::run(a),
         Command::Devices => commands::devices::run().map_err(Failure::from),

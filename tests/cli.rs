@@ -126,6 +126,29 @@ fn info_prints_every_field() {
     assert_eq!(v["chunks"].as_array().unwrap().len(), 1);
 }
 
+/// `nzip info` on several files, one of them no archive: that one is named, the others are
+/// still described, and the status is 1 (as gzip -l does).
+#[test]
+fn info_names_a_file_that_is_no_archive_and_goes_on() {
+    let (dir, plain) = file_with("plain.txt", b"not an archive, just text\n");
+    let archive = dir.path().join("a.nz");
+    nzip()
+        .args(["compress", "--fast", "-o"])
+        .arg(&archive)
+        .arg(&plain)
+        .assert()
+        .success();
+    nzip()
+        .arg("info")
+        .arg(&plain)
+        .arg(&archive)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("plain.txt: not an nzip archive"))
+        .stdout(predicate::str::contains("a.nz"))
+        .stdout(predicate::str::contains("original size"));
+}
+
 /// A reader that closed its end of the pipe (`nzip model list | head -1`) ends a report
 /// quietly with status 1, as it ends other filters; it used to panic in the print.
 #[test]

@@ -78,11 +78,8 @@ class Member:
 def members(binary: str, archive: Path) -> list[Member]:
     """The members of an archive, in order, from `nzip info --json` (a one-member archive is
     described at the top level, several under "members")."""
-    try:
-        info = json.loads(run(binary, ["info", "--json", str(archive)]))
-    except UserError as e:
-        # nzip info's errors do not always name the file.
-        raise UserError(f"{archive}: {e}") from None
+    # nzip info's errors name the file.
+    info = json.loads(run(binary, ["info", "--json", str(archive)]))
     described = info.get("members", [info])
     found, offset = [], 0
     for m in described:

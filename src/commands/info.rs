@@ -5,60 +5,66 @@ use nzip::models::hex;
 use nzip::Result;
 use serde_json::json;
 
-use super::input;
+use std::path::Path;
+
+use super::{input, CliResult};
 use crate::cli::args::InfoArgs;
 
-pub fn run(args: &InfoArgs) -> Result<()> {
-    for file in &args.files {
-        let data = input::read(file)?;
-        let members = container::members(&data);
-        let described = members
-            .iter()
-            .map(|m| describe(&data[m.clone()]))
-            .collect::<Result<Vec<_>>>()?;
-        let name = file.display().to_string();
-        if let [(json, lines)] = &described[..] {
-            if args.json {
-                let mut json = json.clone();
-                json["file"] = name.into();
-                print_json(&json);
-            } else {
-                outln!("{name}");
-                lines.iter().for_each(|l| outln!("  {l}"));
-            }
-            continue;
-        }
-        // Concatenated archives: each member as a whole archive, then the totals.
-        let original: u64 = described
-            .iter()
-            .map(|(j, _)| j["original_bytes"].as_u64().unwrap_or(0))
-            .sum();
+/// Each file in turn, as gzip -l does: one that is no archive is reported by name and the
+/// rest are still described (status 1 at the end).
+pub fn run(args: &InfoArgs) -> CliResult {
+    super::each_file(&args.files, |file| Ok(one(args, file)?))
+}
+
+fn one(args: &InfoArgs, file: &Path) -> Result<()> {
+    let data = input::read(file)?;
+    let members = container::members(&data);
+    let described = members
+        .iter()
+        .map(|m| describe(&data[m.clone()]))
+        .collect::<Result<Vec<_>>>()?;
+    let name = file.display().to_string();
+    if let [(json, lines)] = &described[..] {
         if args.json {
-            let members: Vec<_> = described.into_iter().map(|(j, _)| j).collect();
-            print_json(&json!({
-                "file": name,
-                "archive_bytes": data.len(),
-                "original_bytes": original,
-                "members": members,
-            }));
-            continue;
+            let mut json = json.clone();
+            json["file"] = name.into();
+            print_json(&json);
+        } else {
+            outln!("{name}");
+            lines.iter().for_each(|l| outln!("  {l}"));
         }
-        outln!("{name}");
-        for (k, ((_, lines), range)) in described.iter().zip(&members).enumerate() {
-            outln!(
-                "  member {} (archive bytes {}..{})",
-                k + 1,
-                range.start,
-                range.end
-            );
-            lines.iter().for_each(|l| outln!("    {l}"));
-        }
-        outln!(
-            "  {} members: {original} bytes in {} bytes of archive",
-            members.len(),
-            data.len()
-        );
+        return Ok(());
     }
+    // Concatenated archives: each member as a whole archive, then the totals.
+    let original: u64 = described
+        .iter()
+        .map(|(j, _)| j["original_bytes"].as_u64().unwrap_or(0))
+        .sum();
+    if args.json {
+        let members: Vec<_> = described.into_iter().map(|(j, _)| j).collect();
+        print_json(&json!({
+            "file": name,
+            "archive_bytes": data.len(),
+            "original_bytes": original,
+            "members": members,
+        }));
+        return Ok(());
+    }
+    outln!("{name}");
+    for (k, ((_, lines), range)) in described.iter().zip(&members).enumerate() {
+        outln!(
+            "  member {} (archive bytes {}..{})",
+            k + 1,
+            range.start,
+            range.end
+        );
+        lines.iter().for_each(|l| outln!("    {l}"));
+    }
+    outln!(
+        "  {} members: {original} bytes in {} bytes of archive",
+        members.len(),
+        data.len()
+    );
     Ok(())
 }
 
