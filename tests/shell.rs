@@ -186,3 +186,21 @@ fn bench_plot_is_an_svg_naming_every_tool_that_ran() {
         assert!(texts.contains(&panel), "no {panel} panel: {texts:?}");
     }
 }
+
+/// `nzip bench --portable` puts the portable engine's column beside llama.cpp's, both decoded
+/// back (the bench checks every round trip) and both beside gzip and zstd.
+#[test]
+fn bench_runs_the_portable_engine_beside_llama_cpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("alice.txt");
+    std::fs::write(&text, &corpus("alice29.txt")[..300]).unwrap();
+    let out = nzip()
+        .args(["bench", "--portable", "--slice", "300"])
+        .arg(&text)
+        .assert()
+        .success();
+    let table = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for column in ["nzip portable", "nzip-fast", "gzip -9", "zstd -19"] {
+        assert!(table.contains(column), "no {column} column:\n{table}");
+    }
+}

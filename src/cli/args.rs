@@ -286,6 +286,10 @@ pub struct BenchArgs {
     /// Also run the bare LLM (no token ensemble), to show what the ensemble adds.
     #[arg(long, conflicts_with = "fast")]
     pub ablation: bool,
+    /// Also run each LLM column with the portable engine (nzip's own; --engine portable),
+    /// beside llama.cpp's, in the same run.
+    #[arg(long, conflicts_with = "fast")]
+    pub portable: bool,
     /// Levels to run side by side (e.g. 1,5,7,9) instead of the default level and --fast.
     #[arg(long, value_name = "N,N,...", value_delimiter = ',', conflicts_with = "fast",
           value_parser = clap::value_parser!(u8).range(1..=9))]

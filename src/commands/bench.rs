@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use nzip::container::TokenModelKind;
-use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions};
+use nzip::pipeline::{self, levels, CompressOptions, DecompressOptions, Engine};
 use nzip::predict::lockstep::LlmTimes;
 use nzip::{models, Error};
 
@@ -88,8 +88,21 @@ pub fn run(args: &BenchArgs) -> CliResult {
         fetch: models::FetchPolicy::from_env(),
         ..DecompressOptions::default()
     };
-    // Each column: a name and its options.
+    // Each column: a name and its options. --portable adds the portable engine's column after
+    // each LLM column, in the same run.
     let mut modes: Vec<(String, CompressOptions)> = Vec::new();
+    let push = |modes: &mut Vec<(String, CompressOptions)>, name: String, opts: CompressOptions| {
+        if args.portable && !opts.fast {
+            let portable = CompressOptions {
+                engine: Engine::Portable,
+                ..opts.clone()
+            };
+            modes.push((name.clone(), opts));
+            modes.push((format!("{name} portable"), portable));
+        } else {
+            modes.push((name, opts));
+        }
+    };
     if let Some(list) = &args.levels {
         for &n in list {
             let opts = at_level(n)?;
@@ -98,9 +111,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
                     token_model: TokenModelKind::Bare,
                     ..opts.clone()
                 };
-                modes.push((format!("nzip -{n} bare"), bare));
+                push(&mut modes, format!("nzip -{n} bare"), bare);
             }
-            modes.push((format!("nzip -{n}"), opts));
+            push(&mut modes, format!("nzip -{n}"), opts);
         }
     } else {
         let llm = at_level(levels::DEFAULT_LEVEL)?;
@@ -109,10 +122,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
                 token_model: TokenModelKind::Bare,
                 ..llm.clone()
             };
-            modes.push(("nzip-bare".into(), bare));
+            push(&mut modes, "nzip-bare".into(), bare);
         }
         if !args.fast {
-            modes.push(("nzip".into(), llm));
+            push(&mut modes, "nzip".into(), llm);
         }
         modes.push(("nzip-fast".into(), at_level(levels::MIN_LEVEL)?));
     }
