@@ -499,6 +499,15 @@ fn keep_going_recovers_the_members_around_a_damaged_one() {
     );
     assert!(out == [&text[..30_000], &text[50_000..70_000]].concat());
 
+    // A file that does not begin as an archive is refused as one, --keep-going or not.
+    let mut out = Vec::new();
+    let leading = [&b"junk"[..], &archives[0]].concat();
+    assert!(matches!(
+        decompress(&leading, &opts, &mut out, &|_| {}),
+        Err(Error::Format(FormatError::BadMagic))
+    ));
+    assert!(out.is_empty());
+
     // The CLI's --keep-going keeps what came back and names what did not.
     let (dir, path) = file_with("m.txt.nz", &joined(&middle));
     nzip()

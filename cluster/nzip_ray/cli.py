@@ -145,13 +145,8 @@ def compress(args: argparse.Namespace) -> Summary:
     if args.range_mb > plan.MAX_RANGE_MIB:
         raise UserError(f"--range-mb is at most {plan.MAX_RANGE_MIB}: members travel through Ray's object store")
     binary = nzip.find_binary(args.nzip)
-    staged = Staged(Path(args.output), is_dir=not one_file, force=args.force)
-    try:
+    with Staged(Path(args.output), is_dir=not one_file, force=args.force) as staged:
         summary = compress_staged(args, binary, files, archive_names, staged)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
     if not args.quiet:
         report("compressed", args.output, summary.raw_bytes, summary.written_bytes, summary)
     return summary
@@ -190,17 +185,12 @@ def decompress(args: argparse.Namespace) -> Summary:
         args.output = str(archive.with_suffix(""))
     binary = nzip.find_binary(args.nzip)
     options = passthrough(args, ["model", "force-numerics", "threads", "device", "workers"])
-    staged = Staged(Path(args.output), is_dir=False, force=args.force)
-    try:
+    with Staged(Path(args.output), is_dir=False, force=args.force) as staged:
         members = nzip.members(binary, archive)
         if spread_members(members):
             summary = decompress_on_cluster(args, binary, options, archive, members, staged)
         else:
             summary = decompress_here(args, binary, options, archive, staged)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
     if not args.quiet:
         report("decompressed", args.output, summary.written_bytes, archive.stat().st_size, summary)
     return summary

@@ -88,7 +88,8 @@ def cluster_has_gpus() -> bool:
 class Staged:
     """An output (a file, or a directory of archives) built under a hidden temporary name beside
     its final path and renamed into place only once complete, so that no reader ever sees half
-    of it; `discard` removes it after a failure."""
+    of it. As a context manager: committed when the block ends, discarded if it raises
+    (KeyboardInterrupt included)."""
 
     def __init__(self, final: Path, is_dir: bool, force: bool):
         if not final.parent.is_dir():
@@ -104,6 +105,16 @@ class Staged:
         self.path = final.parent / f".{final.name}.nzip-ray-{os.getpid()}"
         if is_dir:
             self.path.mkdir()
+
+    def __enter__(self) -> "Staged":
+        return self
+
+    def __exit__(self, kind, _value, _traceback) -> bool:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
 
     def commit(self) -> None:
         if self.is_dir and self.final.is_dir():

@@ -80,7 +80,9 @@ pub fn decompress_range(
         // else it is known only once its recovered bytes are written.
         let size = match parsed {
             Ok(size) => Some(size),
-            Err(Error::Format(FormatError::BadMagic)) if !opts.keep_going || k == 0 => {
+            // A file that does not begin as an archive is none, whatever follows.
+            Err(e @ Error::Format(FormatError::BadMagic)) if k == 0 => return Err(e),
+            Err(Error::Format(FormatError::BadMagic)) if !opts.keep_going => {
                 return Err(Error::malformed(format!(
                     "bytes after member {k}'s footer are not another archive"
                 )))
