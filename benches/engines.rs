@@ -102,6 +102,10 @@ fn main() -> nzip::Result<()> {
         "{:<10} {:>5} {:>11} {:>13} {:>10}",
         "engine", "seqs", "bare b/byte", "coded b/byte", "tokens/s"
     );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a thread pool");
     let groups = if seqs == 1 { vec![1] } else { vec![1, seqs] };
     for group in groups {
         let mut lr = llama.group_runner(&schedule, 2)?;
@@ -122,7 +126,8 @@ fn main() -> nzip::Result<()> {
             let go = |_, _: &[Scorer]| ControlFlow::Continue(());
             match engine {
                 "llama.cpp" => run_group(&mut lr, &mut scorers, &n, go)?,
-                _ => run_group(&mut pr, &mut scorers, &n, go)?,
+                // On the pool's threads, as the pipeline's workers run it.
+                _ => pool.install(|| run_group(&mut pr, &mut scorers, &n, go))?,
             };
             let took = started.elapsed().as_secs_f64();
             let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();

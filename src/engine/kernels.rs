@@ -10,7 +10,9 @@
 //! sums, which cannot change them.
 
 use super::numerics::{pow2_f64, QuantVec, ACT_BLOCK};
-use super::weights::{BlockKind, Matrix};
+#[cfg(test)]
+use super::weights::BlockKind;
+use super::weights::{Matrix, ROW_GROUP};
 
 /// The instruction set a model's products run on. Chosen once per loaded model (no global),
 /// so tests can run every kernel this machine has side by side.
@@ -43,18 +45,19 @@ impl Kernel {
 /// Row `row` of `m` times `a` as the exact integer above; its value is this times
 /// 2^(a.base − 24). The definition every other kernel must reproduce.
 pub fn row_dot_scalar(m: &Matrix, row: usize, a: &QuantVec) -> i64 {
-    let blocks = m.blocks_per_row();
     let mut acc = 0i64;
-    for b in 0..blocks {
-        let block = row * blocks + b;
+    for b in 0..m.blocks_per_row() {
         let x = &a.q[b * ACT_BLOCK..][..ACT_BLOCK];
-        let dot: i64 = (0..ACT_BLOCK)
-            .map(|j| i64::from(m.q_at(block, j)) * i64::from(x[j]))
-            .sum();
-        acc = acc.wrapping_add(i64::from(m.scale[block]).wrapping_mul(dot << a.shift[b]));
-        if m.kind == BlockKind::Q4Offset {
-            acc = acc.wrapping_add(i64::from(m.offset[block]).wrapping_mul(a.sum[b]));
+        let halves = m.kind.scales();
+        let len = ACT_BLOCK / halves;
+        for h in 0..halves {
+            let dot: i64 = (h * len..(h + 1) * len)
+                .map(|j| i64::from(m.q_at(row, b, j)) * i64::from(x[j]))
+                .sum();
+            let d = i64::from(m.scale_at(row, b, h));
+            acc = acc.wrapping_add(d.wrapping_mul(dot << a.shift[b]));
         }
+        acc = acc.wrapping_add(i64::from(m.offset_at(row, b)).wrapping_mul(a.sum[b]));
     }
     acc
 }
@@ -76,46 +79,61 @@ pub fn matmul(kernel: Kernel, m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32
     }
 }
 
+/// Row groups per parallel task.
+const TILE_GROUPS: usize = 4;
+
 /// Several matrices times the same activation vectors: `result[i][s] = ms[i] · acts[s]`. The
-/// matrices' rows are cut into tiles spread over threads together (one parallel section, not
-/// one per matrix: with a single sequence the sections are short and their start-up counts);
-/// each tile is computed for every sequence while its weights are in cache. Rows are
-/// independent, so the split changes nothing.
+/// matrices' row groups are cut into tiles spread over threads together (one parallel
+/// section, not one per matrix: with a single sequence the sections are short and their
+/// start-up counts); each tile is computed for every sequence while its weights are in cache.
+/// Rows are independent, so the split changes nothing.
 pub fn matmuls<const N: usize>(
     kernel: Kernel,
     ms: [&Matrix; N],
     acts: &[&QuantVec],
 ) -> [Vec<Vec<f32>>; N] {
     use rayon::prelude::*;
-    const TILE: usize = 32;
     let n = acts.len();
     let tiles: Vec<(usize, usize)> = ms
         .iter()
         .enumerate()
-        .flat_map(|(i, m)| (0..m.rows.div_ceil(TILE)).map(move |t| (i, t)))
+        .flat_map(|(i, m)| (0..m.row_groups().div_ceil(TILE_GROUPS)).map(move |t| (i, t)))
         .collect();
     let parts: Vec<Vec<f32>> = tiles
         .par_iter()
         .map(|&(i, t)| {
             let m = ms[i];
-            let rows = t * TILE..((t + 1) * TILE).min(m.rows);
+            let groups = t * TILE_GROUPS..((t + 1) * TILE_GROUPS).min(m.row_groups());
+            let rows = groups.start * ROW_GROUP..(groups.end * ROW_GROUP).min(m.rows);
             let mut part = vec![0.0f32; rows.len() * n];
-            let mut sums = vec![0i64; n];
-            for (k, r) in rows.clone().enumerate() {
+            let mut sums = vec![[0i64; ROW_GROUP]; n];
+            for g in groups {
                 match kernel {
                     Kernel::Scalar => {
                         for (s, a) in sums.iter_mut().zip(acts) {
-                            *s = row_dot_scalar(m, r, a);
+                            for (i, v) in s.iter_mut().enumerate() {
+                                let row = g * ROW_GROUP + i;
+                                *v = if row < m.rows {
+                                    row_dot_scalar(m, row, a)
+                                } else {
+                                    0
+                                };
+                            }
                         }
                     }
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2 (`detect`).
-                    Kernel::Avx2 => unsafe { avx2::row_dots(m, r, acts, &mut sums) },
+                    Kernel::Avx2 => unsafe { avx2::group_dots(m, g, acts, &mut sums) },
                     #[cfg(not(target_arch = "x86_64"))]
                     Kernel::Avx2 => unreachable!("AVX2 is never detected off x86-64"),
                 }
-                for (s, (&sum, a)) in sums.iter().zip(acts).enumerate() {
-                    part[s * rows.len() + k] = to_f32(sum, a);
+                for (s, (group_sums, a)) in sums.iter().zip(acts).enumerate() {
+                    for (i, &sum) in group_sums.iter().enumerate() {
+                        let row = g * ROW_GROUP + i;
+                        if row < rows.end {
+                            part[s * rows.len() + row - rows.start] = to_f32(sum, a);
+                        }
+                    }
                 }
             }
             part
@@ -134,105 +152,118 @@ pub fn matmuls<const N: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! Four blocks at a time: each block's 32 products summed to 8 lanes (maddubs, madd),
-    //! the four blocks' lanes folded to one lane each by horizontal adds, shifted per block,
-    //! widened and multiplied by the block scales into 64-bit lanes.
+    //! Eight rows at a time (one row group): each 32-bit lane of a register holds four
+    //! consecutive values of one row, multiplied by the same four activations broadcast to
+    //! every lane (maddubs), so a block's eight row sums build up lane by lane with no
+    //! horizontal additions. Each is then shifted by the block's activation shift and
+    //! multiplied by its row's scale into 64-bit lanes (even rows, odd rows).
     //! Left shifts and integer sums commute, so this is the scalar kernel regrouped.
 
     use std::arch::x86_64::*;
 
     use super::super::numerics::{QuantVec, ACT_BLOCK};
-    use super::super::weights::{BlockKind, Matrix};
+    use super::super::weights::{BlockKind, Matrix, ROW_GROUP};
 
-    /// A block's 32 weights as the unsigned operand of maddubs: the nibbles (Q4_1), or |q|
-    /// (Q8_0, whose signs go onto the activations instead, see `products`).
-    #[inline(always)]
-    unsafe fn weights(m: &Matrix, block: usize) -> (__m256i, __m256i) {
-        match m.kind {
-            BlockKind::Q4Offset => {
-                let packed = _mm_loadu_si128(m.q.as_ptr().add(block * 16) as *const __m128i);
-                let low = _mm_set1_epi8(0x0f);
-                let lo = _mm_and_si128(packed, low);
-                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-                let w = _mm256_set_m128i(hi, lo);
-                (w, w)
-            }
-            BlockKind::Q8 => {
-                let w = _mm256_loadu_si256(m.q.as_ptr().add(block * 32) as *const __m256i);
-                (_mm256_sign_epi8(w, w), w)
-            }
-        }
-    }
-
-    /// A block's 32 products summed to 8 lanes of 4. |pair| ≤ 2·128·127 < 2^15, so maddubs
-    /// does not saturate; madd adds the pairs exactly.
-    #[inline(always)]
-    unsafe fn products(kind: BlockKind, (w, signs): (__m256i, __m256i), x: *const u8) -> __m256i {
-        let a = _mm256_loadu_si256(x as *const __m256i);
-        let a = match kind {
-            BlockKind::Q4Offset => a,
-            BlockKind::Q8 => _mm256_sign_epi8(a, signs),
-        };
-        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
-    }
-
-    /// Row `row` times every activation vector, into `sums`. One pass over the row per
-    /// vector: the row stays in L1, and a single accumulator stays in a register (measured
-    /// on Zen 3: no slower than sharing each unpacked quad between up to 8 vectors).
+    /// Row group `g` of `m` times every activation vector, into `sums`.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn row_dots(m: &Matrix, row: usize, acts: &[&QuantVec], sums: &mut [i64]) {
+    pub unsafe fn group_dots(m: &Matrix, g: usize, acts: &[&QuantVec], sums: &mut [[i64; 8]]) {
         for (a, sum) in acts.iter().zip(sums) {
-            *sum = row_dot(m, row, a);
+            *sum = match m.kind {
+                BlockKind::Q4Offset => group_dot_q4(m, g, a),
+                BlockKind::Q8 | BlockKind::Q8Halves => group_dot_q8(m, g, a),
+            };
         }
     }
 
+    /// Four activations (one i32's bytes) in every lane.
+    #[inline(always)]
+    unsafe fn broadcast4(x: *const i8) -> __m256i {
+        _mm256_set1_epi32(std::ptr::read_unaligned(x as *const i32))
+    }
+
+    /// Adds `d · v` lane by lane (32-bit v and d, 64-bit products) to the even- and odd-row
+    /// accumulators.
+    #[inline(always)]
+    unsafe fn scale_add(v: __m256i, d: __m256i, even: &mut __m256i, odd: &mut __m256i) {
+        *even = _mm256_add_epi64(*even, _mm256_mul_epi32(v, d));
+        let (v_odd, d_odd) = (_mm256_srli_epi64(v, 32), _mm256_srli_epi64(d, 32));
+        *odd = _mm256_add_epi64(*odd, _mm256_mul_epi32(v_odd, d_odd));
+    }
+
+    #[inline(always)]
+    unsafe fn lanes(even: __m256i, odd: __m256i) -> [i64; 8] {
+        let (mut e, mut o) = ([0i64; 4], [0i64; 4]);
+        _mm256_storeu_si256(e.as_mut_ptr() as *mut __m256i, even);
+        _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, odd);
+        [e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3]]
+    }
+
+    /// Q4: the nibbles (0..=15) are maddubs's unsigned operand. A pair of products is at most
+    /// 2·15·127 = 3,810 and each 16-bit lane gathers 8 pairs (30,480), so a whole block sums
+    /// in 16 bits before one madd widens it.
     #[target_feature(enable = "avx2")]
-    unsafe fn row_dot(m: &Matrix, row: usize, a: &QuantVec) -> i64 {
+    unsafe fn group_dot_q4(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
         let blocks = m.blocks_per_row();
-        let quads = blocks / 4;
-        let first = row * blocks;
-        let q4 = m.kind == BlockKind::Q4Offset;
-        let mut acc = _mm256_setzero_si256();
-        for qd in 0..quads {
-            let b = qd * 4;
-            let x = a.q.as_ptr().add(b * ACT_BLOCK) as *const u8;
-            let p0 = products(m.kind, weights(m, first + b), x);
-            let p1 = products(m.kind, weights(m, first + b + 1), x.add(32));
-            let p2 = products(m.kind, weights(m, first + b + 2), x.add(64));
-            let p3 = products(m.kind, weights(m, first + b + 3), x.add(96));
-            // Lanes [b0, b1, b2, b3] in each 128-bit half, each a block's half-sum; the
-            // halves added give each block's whole sum.
-            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-            let h = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-            // |block sum| ≤ 32·128·127 = 520,192; shifted by ≤ 12 it stays below 2^31.
-            let shifts = _mm_loadu_si128(a.shift.as_ptr().add(b) as *const __m128i);
-            let h = _mm256_cvtepi32_epi64(_mm_sllv_epi32(h, shifts));
-            let d4 = _mm_loadu_si128(m.scale.as_ptr().add(first + b) as *const __m128i);
-            acc = _mm256_add_epi64(acc, _mm256_mul_epi32(h, _mm256_cvtepi32_epi64(d4)));
-            if q4 {
-                // Offsets times the shifted activation sums (both fit 32 bits).
-                let o4 = _mm_loadu_si128(m.offset.as_ptr().add(first + b) as *const __m128i);
-                let s = _mm256_loadu_si256(a.sum.as_ptr().add(b) as *const __m256i);
-                acc = _mm256_add_epi64(acc, _mm256_mul_epi32(_mm256_cvtepi32_epi64(o4), s));
+        let unit_bytes = ROW_GROUP * 16;
+        let nibble = _mm256_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for b in 0..blocks {
+            let unit = g * blocks + b;
+            let w = m.q.as_ptr().add(unit * unit_bytes);
+            let x = a.q.as_ptr().add(b * ACT_BLOCK);
+            let mut acc = _mm256_setzero_si256();
+            for c in 0..4 {
+                let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
+                let lo = _mm256_and_si256(v, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(lo, broadcast4(x.add(8 * c))));
+                acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(hi, broadcast4(x.add(8 * c + 4))));
+            }
+            let shift = _mm_cvtsi32_si128(a.shift[b] as i32);
+            // |block sum| ≤ 32·15·127 shifted by ≤ 12: below 2^31.
+            let dots = _mm256_sll_epi32(_mm256_madd_epi16(acc, ones), shift);
+            let d = _mm256_loadu_si256(m.scale.as_ptr().add(unit * ROW_GROUP) as *const __m256i);
+            scale_add(dots, d, &mut even, &mut odd);
+            // Offsets times the block's shifted activation sum (below 2^31: 32·127·2^12).
+            let o = _mm256_loadu_si256(m.offset.as_ptr().add(unit * ROW_GROUP) as *const __m256i);
+            scale_add(_mm256_set1_epi32(a.sum[b] as i32), o, &mut even, &mut odd);
+        }
+        lanes(even, odd)
+    }
+
+    /// Q8 (and Q8 with two scales per block): signed weights, so maddubs multiplies |w| by
+    /// the activations given w's signs. A pair of products is at most 2·128·127 = 32,512,
+    /// so each maddubs is widened by madd at once and the sums gather in 32 bits.
+    #[target_feature(enable = "avx2")]
+    unsafe fn group_dot_q8(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
+        let blocks = m.blocks_per_row();
+        let halves = m.kind.scales();
+        let unit_bytes = ROW_GROUP * 32;
+        let ones = _mm256_set1_epi16(1);
+        let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for b in 0..blocks {
+            let unit = g * blocks + b;
+            let w = m.q.as_ptr().add(unit * unit_bytes);
+            let x = a.q.as_ptr().add(b * ACT_BLOCK);
+            let shift = _mm_cvtsi32_si128(a.shift[b] as i32);
+            let per_half = 8 / halves;
+            for h in 0..halves {
+                let mut acc = _mm256_setzero_si256();
+                for c in h * per_half..(h + 1) * per_half {
+                    let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
+                    let ax = _mm256_sign_epi8(broadcast4(x.add(4 * c)), v);
+                    let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(v), ax);
+                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+                }
+                // |sum| ≤ 32·128·127 = 520,192, shifted by ≤ 12: below 2^31.
+                let dots = _mm256_sll_epi32(acc, shift);
+                let at = (unit * halves + h) * ROW_GROUP;
+                let d = _mm256_loadu_si256(m.scale.as_ptr().add(at) as *const __m256i);
+                scale_add(dots, d, &mut even, &mut odd);
             }
         }
-        let mut lanes = [0i64; 4];
-        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
-        let mut total = lanes.iter().fold(0i64, |t, &v| t.wrapping_add(v));
-        // The blocks after the last quad, one at a time.
-        for b in quads * 4..blocks {
-            let x = a.q.as_ptr().add(b * ACT_BLOCK) as *const u8;
-            let p = products(m.kind, weights(m, first + b), x);
-            let p = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-            let p = _mm_hadd_epi32(p, p);
-            let dot = i64::from(_mm_cvtsi128_si32(_mm_hadd_epi32(p, p)));
-            total =
-                total.wrapping_add(i64::from(m.scale[first + b]).wrapping_mul(dot << a.shift[b]));
-            if q4 {
-                total = total.wrapping_add(i64::from(m.offset[first + b]).wrapping_mul(a.sum[b]));
-            }
-        }
-        total
+        lanes(even, odd)
     }
 }
 
@@ -240,7 +271,12 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// Every kernel gives the definition's integers, for rows with and without a tail.
+    /// A block's values, scales and offset, as the test writes them.
+    type PlainBlock = ([i8; 32], [i32; 2], i32);
+
+    /// Every kernel gives the definition's integers, computed here from the blocks as plain
+    /// arrays (so a fault in the interleaved layout shows too): every block kind, rows with
+    /// and without a tail of quads, a padded last row group, several sequences at once.
     #[test]
     fn kernels_agree_with_the_definition() {
         let mut seed = 0x1234_5678_9abc_def0u64;
@@ -255,37 +291,76 @@ mod tests {
             (BlockKind::Q4Offset, 1536),
             (BlockKind::Q8, 576),
             (BlockKind::Q8, 96),
+            (BlockKind::Q8Halves, 256),
         ] {
-            let rows = 5;
-            let blocks = rows * cols / 32;
-            let m = Matrix {
-                rows,
-                cols,
-                kind,
-                q: (0..blocks * kind.block_bytes())
-                    .map(|_| next() as u8)
-                    .collect(),
-                scale: (0..blocks)
-                    .map(|_| (next() % (1 << 24)) as i32 - (1 << 23))
-                    .collect(),
-                offset: match kind {
-                    BlockKind::Q4Offset => (0..blocks)
-                        .map(|_| (next() % (1 << 24)) as i32 - (1 << 23))
-                        .collect(),
-                    BlockKind::Q8 => Vec::new(),
-                },
+            let rows = 13;
+            let blocks = cols / 32;
+            let (lo, span) = match kind {
+                BlockKind::Q4Offset => (0, 16),
+                BlockKind::Q8 => (-128, 256),
+                BlockKind::Q8Halves => (-32, 64),
             };
-            let x: Vec<f32> = (0..cols)
-                .map(|i| ((next() % 2001) as f32 - 1000.0) * if i % 97 == 0 { 3.0 } else { 0.01 })
+            // [row][block]: values, scales, offset.
+            let plain: Vec<Vec<PlainBlock>> = (0..rows)
+                .map(|_| {
+                    (0..blocks)
+                        .map(|_| {
+                            let q = std::array::from_fn(|_| (lo + (next() % span) as i64) as i8);
+                            let [d0, d1, o] =
+                                std::array::from_fn(|_| (next() % (1 << 24)) as i32 - (1 << 23));
+                            (q, [d0, d1], o)
+                        })
+                        .collect()
+                })
                 .collect();
-            let mut a = QuantVec::default();
-            a.quantize(&x);
-            let want: Vec<i64> = (0..rows).map(|r| row_dot_scalar(&m, r, &a)).collect();
+            let mut m = Matrix::zeros(rows, cols, kind);
+            for (r, row) in plain.iter().enumerate() {
+                for (b, (q, d, o)) in row.iter().enumerate() {
+                    m.set_block(r, b, q, d, *o);
+                }
+            }
+            let acts: Vec<QuantVec> = (0..3)
+                .map(|_| {
+                    let x: Vec<f32> = (0..cols)
+                        .map(|i| {
+                            ((next() % 2001) as f32 - 1000.0) * if i % 97 == 0 { 3.0 } else { 0.01 }
+                        })
+                        .collect();
+                    let mut a = QuantVec::default();
+                    a.quantize(&x);
+                    a
+                })
+                .collect();
+            let want: Vec<Vec<f32>> = acts
+                .iter()
+                .map(|a| {
+                    plain
+                        .iter()
+                        .map(|row| {
+                            let mut acc = 0i64;
+                            for (b, (q, d, o)) in row.iter().enumerate() {
+                                for (j, &v) in q.iter().enumerate() {
+                                    let d = match kind {
+                                        BlockKind::Q8Halves => d[j / 16],
+                                        _ => d[0],
+                                    };
+                                    let x = i64::from(a.q[b * 32 + j]) << a.shift[b];
+                                    acc += i64::from(d) * i64::from(v) * x;
+                                }
+                                if kind == BlockKind::Q4Offset {
+                                    acc += i64::from(*o) * a.sum[b];
+                                }
+                            }
+                            to_f32(acc, a)
+                        })
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&QuantVec> = acts.iter().collect();
             for kernel in Kernel::available() {
-                let mut out = vec![Vec::new()];
-                matmul(kernel, &m, &[&a], &mut out);
-                let got: Vec<f32> = want.iter().map(|&v| to_f32(v, &a)).collect();
-                assert_eq!(out[0], got, "{kernel:?} {kind:?} {cols}");
+                let mut out = vec![Vec::new(); acts.len()];
+                matmul(kernel, &m, &refs, &mut out);
+                assert_eq!(out, want, "{kernel:?} {kind:?} {cols}");
             }
         }
     }

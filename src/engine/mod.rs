@@ -3,10 +3,12 @@
 //!
 //! Data flow, one module per stage: `gguf` reads the container → `weights` decodes the blocks
 //! into integer matrices → `kernels` multiplies them by quantized activations exactly →
-//! `model` runs the layers for a lockstep group with a sliding KV window. `numerics` holds
+//! `model` runs the layers for a lockstep group with a sliding KV window, each head's
+//! attention over its cache in `attention`. `numerics` holds
 //! the only floating-point steps, each a fixed sequence of IEEE basic operations. `tokenizer`
 //! reads the model's own byte-level BPE from the same file.
 
+pub mod attention;
 pub mod gguf;
 pub mod kernels;
 pub mod model;

@@ -4,23 +4,16 @@
 //! Sequences never touch each other's numbers: a group only shares the reading of the
 //! weights, so a chunk's logits are the same alone or in any slot of any group.
 
+use super::attention::{attend, HeadCache, Run, Scratch};
 use super::gguf::{Gguf, Value};
 use super::kernels::{matmul, matmuls, Kernel};
 use super::numerics::{
-    exp_f64, exp_neg, ln_f64, pow2_f32, pow2_f64, quantize_head, round_f32, silu, sin_cos,
-    QuantVec, ACT_BLOCK,
+    exp_f64, ln_f64, pow2_f64, quantize_head, silu, sin_cos, QuantVec, ACT_BLOCK,
 };
 use super::weights::{load_vector, Matrix};
 use super::ModelError;
 use crate::container::Schedule;
 use rayon::prelude::*;
-
-/// Attention weights are rounded to integers of this many fractional bits (the largest, e^0,
-/// is exactly 2^15).
-const PROB_BITS: i32 = 15;
-/// Attention weights scaled by their value's scale are rounded to integers of this many
-/// fractional bits of the window's largest value scale (so they fit 16 bits).
-const VALUE_BITS: i32 = 14;
 
 /// How a head's dimensions pair up for the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,13 +188,12 @@ impl Model {
     /// small integer).
     fn embed(&self, token: u32, out: &mut [f32]) {
         let m = &self.embedding;
-        let blocks = m.blocks_per_row();
-        for b in 0..blocks {
-            let block = token as usize * blocks + b;
-            let d = i64::from(m.scale[block]);
-            let offset = m.offset.get(block).map_or(0, |&o| i64::from(o));
+        let row = token as usize;
+        for b in 0..m.blocks_per_row() {
+            let offset = i64::from(m.offset_at(row, b));
             for j in 0..ACT_BLOCK {
-                let v = d * i64::from(m.q_at(block, j)) + offset;
+                let d = i64::from(m.scale_at(row, b, j * m.kind.scales() / ACT_BLOCK));
+                let v = d * i64::from(m.q_at(row, b, j)) + offset;
                 out[b * ACT_BLOCK + j] = (v as f64 * pow2_f64(-24)) as f32;
             }
         }
@@ -383,9 +375,9 @@ impl<'m> Group<'m> {
             // Every head of every sequence attends independently: spread them over threads.
             let group = c.n_head / c.n_head_kv;
             let seqs = &self.seqs;
-            let live: Vec<Vec<(usize, bool)>> = tokens
+            let live: Vec<Vec<Run>> = tokens
                 .iter()
-                .map(|&(s, _)| live_slots(&seqs[s], sinks, window))
+                .map(|&(s, _)| live_runs(&seqs[s], sinks, window))
                 .collect();
             let mut work: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n * c.n_head);
             for (i, out) in attn.iter_mut().enumerate() {
@@ -393,28 +385,25 @@ impl<'m> Group<'m> {
                     work.push((i, head, slice));
                 }
             }
-            work.into_par_iter().for_each(|(i, head, out)| {
-                let seq = &seqs[tokens[i].0];
-                let g = head / group;
-                let mut here = q[i][head * hd..][..hd].to_vec();
-                let mut logical = here.clone();
-                rope(&mut here, &tables[i].0, c.rope_pairs);
-                rope(&mut logical, &tables[i].1, c.rope_pairs);
-                let (mut q_here, mut q_logical) = (vec![0i8; hd], vec![0i8; hd]);
-                let e_here = quantize_head(&here, &mut q_here);
-                let e_logical = quantize_head(&logical, &mut q_logical);
-                let base = (l * c.n_head_kv + g) * window as usize;
-                attend(
-                    model.kernel,
-                    seq,
-                    base,
-                    hd,
-                    &live[i],
-                    (&q_here, e_here),
-                    (&q_logical, e_logical),
-                    out,
-                );
-            });
+            work.into_par_iter()
+                .for_each_init(Scratch::default, |scratch, (i, head, out)| {
+                    let seq = &seqs[tokens[i].0];
+                    let slots = window as usize;
+                    let base = (l * c.n_head_kv + head / group) * slots;
+                    let cache = HeadCache {
+                        keys: &seq.keys[base * hd..(base + slots) * hd],
+                        values: &seq.values[base * hd..(base + slots) * hd],
+                        key_exp: &seq.key_exp[base..base + slots],
+                        value_exp: &seq.value_exp[base..base + slots],
+                        head_dim: hd,
+                    };
+                    let rotate = |v: &mut [f32], logical: bool| {
+                        let (here, at_logical) = &tables[i];
+                        rope(v, if logical { at_logical } else { here }, c.rope_pairs);
+                    };
+                    let query = &q[i][head * hd..][..hd];
+                    attend(model.kernel, &cache, &live[i], query, rotate, scratch, out);
+                });
             for i in 0..n {
                 acts[i].quantize(&attn[i]);
             }
@@ -457,292 +446,25 @@ impl<'m> Group<'m> {
     }
 }
 
-/// The slots a sequence's current token attends to, each with whether it is a sink.
-fn live_slots(seq: &Sequence, sinks: u32, window: u32) -> Vec<(usize, bool)> {
-    let sinks = u64::from(sinks);
-    let ring = u64::from(window) - sinks;
+/// The cache slots a sequence's current token attends to, as runs of consecutive slots: its
+/// sinks, then the ring's live positions (two runs where they wrap).
+fn live_runs(seq: &Sequence, sinks: u32, window: u32) -> Vec<Run> {
+    let (sinks, window) = (u64::from(sinks), u64::from(window));
+    let ring = window - sinks;
     let now = seq.absolute; // the current token, already written
-    let mut out = Vec::new();
-    for a in 0..sinks.min(now + 1) {
-        out.push((a as usize, true));
-    }
-    for a in (sinks + seq.shifted).max(sinks)..=now {
-        if a >= sinks {
-            out.push(((sinks + (a - sinks) % ring) as usize, false));
+    let mut runs = vec![(0..sinks.min(now + 1) as usize, true)];
+    let first = sinks + seq.shifted; // the oldest live non-sink position
+    if now >= first {
+        let count = now - first + 1;
+        let start = sinks + (first - sinks) % ring;
+        let end = start + count;
+        if end <= window {
+            runs.push((start as usize..end as usize, false));
+        } else {
+            runs.push((start as usize..window as usize, false));
+            runs.push((sinks as usize..(sinks + end - window) as usize, false));
         }
     }
-    out
-}
-
-/// One head's attention over the live slots: integer scores, a softmax rounded to integer
-/// weights, and the weighted sum of the int8 values computed exactly.
-#[allow(clippy::too_many_arguments)]
-fn attend(
-    kernel: Kernel,
-    seq: &Sequence,
-    base: usize,
-    hd: usize,
-    live: &[(usize, bool)],
-    query: (&[i8], i32),
-    sink_query: (&[i8], i32),
-    out: &mut [f32],
-) {
-    let key = |slot: usize| &seq.keys[(base + slot) * hd..][..hd];
-    let value = |slot: usize| &seq.values[(base + slot) * hd..][..hd];
-    let dots = head_dots(kernel, live, query.0, sink_query.0, &key);
-    let scale = 1.0 / (hd as f64).sqrt();
-    let scores: Vec<f64> = live
-        .iter()
-        .zip(&dots)
-        .map(|(&(slot, sink), &dot)| {
-            let e_q = if sink { sink_query.1 } else { query.1 };
-            f64::from(dot) * pow2_f64(e_q + i32::from(seq.key_exp[base + slot]))
-        })
-        .collect();
-    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f32> = scores
-        .iter()
-        .map(|&z| exp_neg(((z - top) * scale) as f32))
-        .collect();
-    // The softmax's denominator: each weight rounded to 2^-15 (the largest is exactly 2^15).
-    let total: i64 = exps
-        .iter()
-        .map(|&e| round_f32(e * (1 << PROB_BITS) as f32) as i64)
-        .sum();
-    // Each weight times its value's scale relative to the largest, rounded to 2^-14 of that
-    // scale: at most 2^14, so weight × value is a 16-bit by 8-bit product.
-    let top_exp = live
-        .iter()
-        .map(|&(slot, _)| i32::from(seq.value_exp[base + slot]))
-        .max()
-        .unwrap_or(0);
-    let weights: Vec<i32> = live
-        .iter()
-        .zip(&exps)
-        .map(|(&(slot, _), &e)| {
-            let k = VALUE_BITS + i32::from(seq.value_exp[base + slot]) - top_exp;
-            if k < -126 {
-                0
-            } else {
-                round_f32(e * pow2_f32(k)) as i32
-            }
-        })
-        .collect();
-    let sums = value_sums(kernel, live, &weights, hd, &value);
-    for (o, &sum) in out.iter_mut().zip(&sums) {
-        *o = ((sum as f64 * pow2_f64(top_exp + PROB_BITS - VALUE_BITS)) / total as f64) as f32;
-    }
-}
-
-/// Σ q·k for each attended slot (the sink query for sinks): exact integers.
-fn head_dots<'a>(
-    kernel: Kernel,
-    live: &[(usize, bool)],
-    query: &[i8],
-    sink_query: &[i8],
-    key: &impl Fn(usize) -> &'a [i8],
-) -> Vec<i32> {
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) {
-        // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
-        return unsafe { attention_avx2::dots(live, query, sink_query, key) };
-    }
-    let _ = kernel;
-    live.iter()
-        .map(|&(slot, sink)| {
-            let q = if sink { sink_query } else { query };
-            q.iter()
-                .zip(key(slot))
-                .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                .sum()
-        })
-        .collect()
-}
-
-/// Σ_j w_j · v_jt for each dimension t: exact integers (|w·v| < 2^21, so 32-bit partial sums
-/// of up to 512 positions are carried into 64 bits).
-fn value_sums<'a>(
-    kernel: Kernel,
-    live: &[(usize, bool)],
-    weights: &[i32],
-    hd: usize,
-    value: &impl Fn(usize) -> &'a [i8],
-) -> Vec<i64> {
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && hd.is_multiple_of(16) {
-        // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
-        return unsafe { attention_avx2::value_sums(live, weights, hd, value) };
-    }
-    let _ = kernel;
-    let mut acc = vec![0i64; hd];
-    let mut partial = vec![0i32; hd];
-    for (n, (&(slot, _), &w)) in live.iter().zip(weights).enumerate() {
-        for (a, &x) in partial.iter_mut().zip(value(slot)) {
-            *a += w * i32::from(x);
-        }
-        if n % 512 == 511 {
-            for (a, p) in acc.iter_mut().zip(partial.iter_mut()) {
-                *a += i64::from(std::mem::take(p));
-            }
-        }
-    }
-    for (a, p) in acc.iter_mut().zip(&partial) {
-        *a += i64::from(*p);
-    }
-    acc
-}
-
-#[cfg(target_arch = "x86_64")]
-mod attention_avx2 {
-    //! The attention's integer sums on AVX2: the same integers as the scalar loops, regrouped.
-
-    use std::arch::x86_64::*;
-
-    /// q·k over 32-byte pieces: |q| times k with q's signs (maddubs), pairs summed by madd.
-    /// |q|, |k| ≤ 127, so no pair of products saturates 16 bits.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dots<'a>(
-        live: &[(usize, bool)],
-        query: &[i8],
-        sink_query: &[i8],
-        key: &impl Fn(usize) -> &'a [i8],
-    ) -> Vec<i32> {
-        let load = |q: &[i8]| -> Vec<(__m256i, __m256i)> {
-            q.chunks_exact(32)
-                .map(|c| {
-                    let v = _mm256_loadu_si256(c.as_ptr() as *const __m256i);
-                    (_mm256_sign_epi8(v, v), v)
-                })
-                .collect()
-        };
-        let (plain, sinks) = (load(query), load(sink_query));
-        let ones = _mm256_set1_epi16(1);
-        live.iter()
-            .map(|&(slot, sink)| {
-                let q = if sink { &sinks } else { &plain };
-                let k = key(slot);
-                let mut acc = _mm256_setzero_si256();
-                for (i, &(q_abs, q_signs)) in q.iter().enumerate() {
-                    let kv = _mm256_loadu_si256(k.as_ptr().add(i * 32) as *const __m256i);
-                    let pairs = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(kv, q_signs));
-                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
-                }
-                let s = _mm_add_epi32(
-                    _mm256_castsi256_si128(acc),
-                    _mm256_extracti128_si256(acc, 1),
-                );
-                let s = _mm_hadd_epi32(s, s);
-                _mm_cvtsi128_si32(_mm_hadd_epi32(s, s))
-            })
-            .collect()
-    }
-
-    /// Two positions at a time: their values interleaved as 16-bit pairs and multiplied by the
-    /// pair of weights with madd, so each 32-bit lane gains w_j·v_jt + w_k·v_kt (< 2^22).
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn value_sums<'a>(
-        live: &[(usize, bool)],
-        weights: &[i32],
-        hd: usize,
-        value: &impl Fn(usize) -> &'a [i8],
-    ) -> Vec<i64> {
-        let pieces = hd / 16;
-        let mut total = vec![0i64; hd];
-        // Per 16 dimensions: lanes of dims [0..4, 8..12] (lo) and [4..8, 12..16] (hi).
-        let mut acc = vec![_mm256_setzero_si256(); 2 * pieces];
-        let carry = |acc: &mut [__m256i], total: &mut [i64]| {
-            for c in 0..pieces {
-                let mut lo = [0i32; 8];
-                let mut hi = [0i32; 8];
-                _mm256_storeu_si256(lo.as_mut_ptr() as *mut __m256i, acc[2 * c]);
-                _mm256_storeu_si256(hi.as_mut_ptr() as *mut __m256i, acc[2 * c + 1]);
-                for i in 0..4 {
-                    total[c * 16 + i] += i64::from(lo[i]);
-                    total[c * 16 + 8 + i] += i64::from(lo[4 + i]);
-                    total[c * 16 + 4 + i] += i64::from(hi[i]);
-                    total[c * 16 + 12 + i] += i64::from(hi[4 + i]);
-                }
-                acc[2 * c] = _mm256_setzero_si256();
-                acc[2 * c + 1] = _mm256_setzero_si256();
-            }
-        };
-        let mut pairs = 0;
-        let mut j = 0;
-        while j < live.len() {
-            let (a, wa) = (value(live[j].0), weights[j]);
-            let (b, wb) = match live.get(j + 1) {
-                Some(&(slot, _)) => (value(slot), weights[j + 1]),
-                None => (a, 0),
-            };
-            let w = _mm256_set1_epi32((wa & 0xffff) | (wb << 16));
-            for c in 0..pieces {
-                let va =
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr().add(c * 16) as *const __m128i));
-                let vb =
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(c * 16) as *const __m128i));
-                let lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(va, vb), w);
-                let hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(va, vb), w);
-                acc[2 * c] = _mm256_add_epi32(acc[2 * c], lo);
-                acc[2 * c + 1] = _mm256_add_epi32(acc[2 * c + 1], hi);
-            }
-            j += 2;
-            pairs += 1;
-            // 256 pairs add below 2^30 to a lane: carry before more could overflow it.
-            if pairs == 256 {
-                carry(&mut acc, &mut total);
-                pairs = 0;
-            }
-        }
-        carry(&mut acc, &mut total);
-        total
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The attention's SIMD sums are the scalar integers, for several head sizes and for
-    /// windows long enough to carry the 32-bit partial sums.
-    #[test]
-    fn attention_kernels_agree() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for (hd, positions) in [(16, 7), (64, 1100), (128, 33)] {
-            let keys: Vec<Vec<i8>> = (0..positions)
-                .map(|_| {
-                    (0..hd)
-                        .map(|_| (next() % 255) as i8)
-                        .map(|v| v.max(-127))
-                        .collect()
-                })
-                .collect();
-            let live: Vec<(usize, bool)> = (0..positions).map(|p| (p, p < 3)).collect();
-            let q: Vec<i8> = (0..hd).map(|_| ((next() % 255) as i8).max(-127)).collect();
-            let qs: Vec<i8> = (0..hd).map(|_| ((next() % 255) as i8).max(-127)).collect();
-            let weights: Vec<i32> = (0..positions)
-                .map(|_| (next() % (1 << 14 | 1)) as i32)
-                .collect();
-            let key = |slot: usize| keys[slot].as_slice();
-            let dots = head_dots(Kernel::Scalar, &live, &q, &qs, &key);
-            let sums = value_sums(Kernel::Scalar, &live, &weights, hd, &key);
-            for kernel in Kernel::available() {
-                assert_eq!(
-                    head_dots(kernel, &live, &q, &qs, &key),
-                    dots,
-                    "{kernel:?} {hd}"
-                );
-                assert_eq!(
-                    value_sums(kernel, &live, &weights, hd, &key),
-                    sums,
-                    "{kernel:?} {hd}"
-                );
-            }
-        }
-    }
+    runs.retain(|(r, _)| !r.is_empty());
+    runs
 }

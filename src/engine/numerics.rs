@@ -24,6 +24,14 @@ pub fn round_f32(x: f32) -> f32 {
     (x + ROUND_F32) - ROUND_F32
 }
 
+/// `round_f32(x) as i32`, for |x| < 2^22, without a float-to-integer conversion: the sum
+/// x + 1.5·2^23 carries the rounded integer in its low mantissa bits. (Rust's saturating
+/// `as i32` keeps loops from vectorizing; this gives the same integer.)
+#[inline(always)]
+pub fn round_to_i32(x: f32) -> i32 {
+    ((x + ROUND_F32).to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32)
+}
+
 /// 2^k as an f64, for −1022 ≤ k ≤ 1023 (exact).
 #[inline(always)]
 pub fn pow2_f64(k: i32) -> f64 {
@@ -172,13 +180,15 @@ pub fn exp_neg(x: f32) -> f32 {
     let dead = x.is_nan() || x < -87.0;
     let x = if x > 0.0 { 0.0 } else { x };
     let x = if dead { 0.0 } else { x };
-    let n = round_f32(x * LOG2E_F32);
+    let shifted = x * LOG2E_F32 + ROUND_F32;
+    let n = shifted - ROUND_F32; // round_f32(x · log2 e)
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND_F32.to_bits() as i32);
     let r = (x - n * LN2_HI_F32) - n * LN2_LO_F32;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let e = p * pow2_f32(n as i32);
+    let e = p * pow2_f32(n_int);
     if dead {
         0.0
     } else {
@@ -272,6 +282,24 @@ mod tests {
         assert_eq!(round_f32(-2.5), -2.0);
         assert_eq!(round_f64(-0.49), 0.0);
         assert_eq!(round_f64(126.5), 126.0);
+    }
+
+    #[test]
+    fn rounding_to_integers_needs_no_conversion() {
+        for x in [
+            0.0f32,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -126.4,
+            32767.5,
+            4_194_303.0,
+            -4_194_303.0,
+        ] {
+            assert_eq!(round_to_i32(x), round_f32(x) as i32, "{x}");
+        }
     }
 
     #[test]
