@@ -183,7 +183,7 @@ fn compression_is_deterministic() {
 fn portable_engine_is_independent_of_threads_and_grouping() {
     let data = &corpus("alice29.txt")[30_000..33_000];
     let copts = CompressOptions {
-        engine: Engine::Portable,
+        engine: Some(Engine::Portable),
         chunk_size: 1000,
         window: 160,
         slide: 48,

@@ -94,10 +94,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let push = |modes: &mut Vec<(String, CompressOptions)>, name: String, opts: CompressOptions| {
         if args.portable && !opts.fast {
             let portable = CompressOptions {
-                engine: Engine::Portable,
+                engine: Some(Engine::Portable),
                 ..opts.clone()
             };
-            modes.push((name.clone(), opts));
+            let llama = CompressOptions {
+                engine: Some(Engine::Llama),
+                ..opts
+            };
+            modes.push((name.clone(), llama));
             modes.push((format!("{name} portable"), portable));
         } else {
             modes.push((name, opts));

@@ -170,11 +170,10 @@ fn options(args: &CompressArgs) -> CliResult<CompressOptions> {
         } else {
             TokenModelKind::BiasedEnsemble
         },
-        engine: match args.engine {
-            None => Engine::default(),
-            Some(EngineArg::Llama) => Engine::Llama,
-            Some(EngineArg::Portable) => Engine::Portable,
-        },
+        engine: args.engine.map(|e| match e {
+            EngineArg::Llama => Engine::Llama,
+            EngineArg::Portable => Engine::Portable,
+        }),
         always_llm: args.always_llm,
         chunk_size: args.chunk_size.map_or(base.chunk_size, |c| c as usize),
         window: args.window.unwrap_or(base.window),

@@ -46,6 +46,7 @@ impl Config {
         let arch = String::from_utf8_lossy(&arch).into_owned();
         let rope_pairs = match arch.as_str() {
             "llama" => RopePairs::Adjacent,
+            "qwen2" => RopePairs::Halves,
             other => return Err(ModelError::Unsupported(format!("architecture {other:?}"))),
         };
         let key = |k: &str| format!("{arch}.{k}");
@@ -114,6 +115,8 @@ struct Layer {
     wq: Matrix,
     wk: Matrix,
     wv: Matrix,
+    /// Biases added to Q, K and V (Qwen2 has them, Llama not).
+    biases: Option<[Vec<f32>; 3]>,
     wo: Matrix,
     ffn_norm: Vec<f32>,
     gate: Matrix,
@@ -154,8 +157,14 @@ impl Model {
                 }
                 Ok(m)
             };
+            let bias = |t: &str, len: usize| load_vector(g, &format!("blk.{i}.{t}.bias"), len);
+            let biases = match g.tensors.contains_key(&format!("blk.{i}.attn_q.bias")) {
+                true => Some([bias("attn_q", d)?, bias("attn_k", kv)?, bias("attn_v", kv)?]),
+                false => None,
+            };
             layers.push(Layer {
                 attn_norm: load_vector(g, &name("attn_norm"), d)?,
+                biases,
                 wq: matrix("attn_q", d, d)?,
                 wk: matrix("attn_k", d, kv)?,
                 wv: matrix("attn_v", d, kv)?,
@@ -357,7 +366,18 @@ impl<'m> Group<'m> {
                 acts[i].quantize(&h[i]);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
-            let [q, k, v] = matmuls(model.kernel, [&layer.wq, &layer.wk, &layer.wv], &refs);
+            let [mut q, mut k, mut v] =
+                matmuls(model.kernel, [&layer.wq, &layer.wk, &layer.wv], &refs);
+            if let Some(biases) = &layer.biases {
+                for products in [&mut q, &mut k, &mut v].into_iter().zip(biases) {
+                    let (outs, bias) = products;
+                    for out in outs.iter_mut() {
+                        for (o, &b) in out.iter_mut().zip(bias) {
+                            *o += b;
+                        }
+                    }
+                }
+            }
             for (i, &(s, _)) in tokens.iter().enumerate() {
                 let slot = self.slot(self.seqs[s].absolute);
                 let seq = &mut self.seqs[s];

@@ -1,5 +1,6 @@
-//! The engine's exactness, on a small random Llama model written as a GGUF in memory: pinned
-//! logits, and the same bits alone or in any slot of a group, and on any number of threads.
+//! The engine's exactness, on small random Llama and Qwen2 models written as GGUF files in
+//! memory: pinned logits, and the same bits alone or in any slot of a group, and on any
+//! number of threads.
 
 use super::gguf::Gguf;
 use super::kernels::Kernel;
@@ -7,11 +8,37 @@ use super::model::{Group, Model};
 use crate::container::Schedule;
 use crate::seeded::Seeded;
 
-const EMBD: usize = 64;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const FF: usize = 128;
-const LAYERS: usize = 2;
+/// The shape of a synthetic model.
+struct Shape {
+    arch: &'static str,
+    embd: usize,
+    heads: usize,
+    kv_heads: usize,
+    ff: usize,
+    layers: usize,
+}
+
+/// The Llama-architecture model: Q4_1 layer matrices, a Q8_0 embedding (tied output).
+const LLAMA: Shape = Shape {
+    arch: "llama",
+    embd: 64,
+    heads: 4,
+    kv_heads: 2,
+    ff: 128,
+    layers: 2,
+};
+
+/// The Qwen2-architecture model: Q4_K and Q6_K matrices (as Q4_K_M mixes them), Q/K/V
+/// biases, a separate output matrix, head size 128.
+const QWEN2: Shape = Shape {
+    arch: "qwen2",
+    embd: 256,
+    heads: 2,
+    kv_heads: 1,
+    ff: 512,
+    layers: 2,
+};
+
 const VOCAB: usize = 96;
 
 fn string(f: &mut Vec<u8>, s: &[u8]) {
@@ -37,28 +64,64 @@ fn scale(rng: &mut Seeded) -> [u8; 2] {
     bits.to_le_bytes()
 }
 
-/// The synthetic model: Q4_1 layer matrices, a Q8_0 embedding (tied output), F32 norms.
+/// A random positive f16 with exponent field `e` (2^(e−15) to 2^(e−14)), as its bits.
+fn small_scale(rng: &mut Seeded, e: u16) -> [u8; 2] {
+    ((e << 10) + (rng.bits(64) % 0x400) as u16).to_le_bytes()
+}
+
+// ggml type ids the synthetic models use.
+const F32: u32 = 0;
+const Q4_1: u32 = 3;
+const Q8_0: u32 = 8;
+const Q4_K: u32 = 12;
+const Q6_K: u32 = 14;
+
+/// The synthetic Llama model (see `LLAMA`).
 pub fn synthetic_gguf(seed: u64) -> Vec<u8> {
+    synthetic(&LLAMA, seed)
+}
+
+/// A random model of `shape` as a GGUF file, F32 norms (and biases).
+fn synthetic(shape: &Shape, seed: u64) -> Vec<u8> {
     let mut rng = Seeded::new(seed);
-    let kv = EMBD / HEADS * KV_HEADS;
-    // (name, cols, rows, ggml type): 0 = F32 vector, 3 = Q4_1, 8 = Q8_0.
+    let qwen = shape.arch == "qwen2";
+    let (d, ff) = (shape.embd, shape.ff);
+    let kv = d / shape.heads * shape.kv_heads;
+    let (layer_type, wide_type) = if qwen { (Q4_K, Q6_K) } else { (Q4_1, Q4_1) };
+    // (name, cols, rows, ggml type); rows = 1 is a vector.
     let mut tensors: Vec<(String, usize, usize, u32)> = vec![
-        ("token_embd.weight".into(), EMBD, VOCAB, 8),
-        ("output_norm.weight".into(), EMBD, 1, 0),
+        (
+            "token_embd.weight".into(),
+            d,
+            VOCAB,
+            if qwen { Q4_K } else { Q8_0 },
+        ),
+        ("output_norm.weight".into(), d, 1, F32),
     ];
-    for l in 0..LAYERS {
+    if qwen {
+        tensors.push(("output.weight".into(), d, VOCAB, Q6_K));
+    }
+    for l in 0..shape.layers {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
         tensors.extend([
-            (t("attn_norm"), EMBD, 1, 0),
-            (t("attn_q"), EMBD, EMBD, 3),
-            (t("attn_k"), EMBD, kv, 3),
-            (t("attn_v"), EMBD, kv, 3),
-            (t("attn_output"), EMBD, EMBD, 3),
-            (t("ffn_norm"), EMBD, 1, 0),
-            (t("ffn_gate"), EMBD, FF, 3),
-            (t("ffn_up"), EMBD, FF, 3),
-            (t("ffn_down"), FF, EMBD, 3),
+            (t("attn_norm"), d, 1, F32),
+            (t("attn_q"), d, d, layer_type),
+            (t("attn_k"), d, kv, layer_type),
+            (t("attn_v"), d, kv, wide_type),
+            (t("attn_output"), d, d, layer_type),
+            (t("ffn_norm"), d, 1, F32),
+            (t("ffn_gate"), d, ff, layer_type),
+            (t("ffn_up"), d, ff, layer_type),
+            (t("ffn_down"), ff, d, wide_type),
         ]);
+        if qwen {
+            let b = |n: &str| format!("blk.{l}.{n}.bias");
+            tensors.extend([
+                (b("attn_q"), d, 1, F32),
+                (b("attn_k"), kv, 1, F32),
+                (b("attn_v"), kv, 1, F32),
+            ]);
+        }
     }
     let mut data = Vec::new();
     let mut table = Vec::new();
@@ -67,19 +130,35 @@ pub fn synthetic_gguf(seed: u64) -> Vec<u8> {
             data.push(0);
         }
         table.push((name.clone(), *cols, *rows, *ty, data.len() as u64));
-        for _ in 0..rows * cols / if *ty == 0 { 1 } else { 32 } {
-            match ty {
-                0 => data
+        let per_block = match *ty {
+            F32 => 1,
+            Q4_K | Q6_K => 256,
+            _ => 32,
+        };
+        for _ in 0..rows * cols / per_block {
+            match *ty {
+                F32 => data
                     .extend_from_slice(&(0.8 + (rng.bits(64) % 400) as f32 / 1000.0).to_le_bytes()),
-                3 => {
+                Q4_1 => {
                     data.extend_from_slice(&scale(&mut rng));
                     data.extend_from_slice(&scale(&mut rng));
                     data.extend((0..16).map(|_| rng.bits(64) as u8));
                 }
-                _ => {
+                Q8_0 => {
                     // A larger embedding scale, so the residual stream starts near unit size.
                     data.extend_from_slice(&(0x2c00 + (rng.bits(64) % 0x400) as u16).to_le_bytes());
                     data.extend((0..32).map(|_| rng.bits(64) as u8));
+                }
+                Q4_K => {
+                    // d, dmin about 2^-11 (times 6-bit scales and mins), then random bytes.
+                    data.extend_from_slice(&small_scale(&mut rng, 4));
+                    data.extend_from_slice(&small_scale(&mut rng, 4));
+                    data.extend((0..140).map(|_| rng.bits(64) as u8));
+                }
+                _ => {
+                    // Q6_K: random quants and signed scales, d about 2^-14.
+                    data.extend((0..208).map(|_| rng.bits(64) as u8));
+                    data.extend_from_slice(&small_scale(&mut rng, 1));
                 }
             }
         }
@@ -91,15 +170,24 @@ pub fn synthetic_gguf(seed: u64) -> Vec<u8> {
     f.extend_from_slice(&10u64.to_le_bytes());
     string(&mut f, b"general.architecture");
     f.extend_from_slice(&8u32.to_le_bytes());
-    string(&mut f, b"llama");
-    key_u32(&mut f, "llama.block_count", LAYERS as u32);
-    key_u32(&mut f, "llama.embedding_length", EMBD as u32);
-    key_u32(&mut f, "llama.feed_forward_length", FF as u32);
-    key_u32(&mut f, "llama.attention.head_count", HEADS as u32);
-    key_u32(&mut f, "llama.attention.head_count_kv", KV_HEADS as u32);
-    key_u32(&mut f, "llama.rope.dimension_count", (EMBD / HEADS) as u32);
-    key_f32(&mut f, "llama.rope.freq_base", 10_000.0);
-    key_f32(&mut f, "llama.attention.layer_norm_rms_epsilon", 1e-5);
+    string(&mut f, shape.arch.as_bytes());
+    let key = |k: &str| format!("{}.{k}", shape.arch);
+    key_u32(&mut f, &key("block_count"), shape.layers as u32);
+    key_u32(&mut f, &key("embedding_length"), d as u32);
+    key_u32(&mut f, &key("feed_forward_length"), ff as u32);
+    key_u32(&mut f, &key("attention.head_count"), shape.heads as u32);
+    key_u32(
+        &mut f,
+        &key("attention.head_count_kv"),
+        shape.kv_heads as u32,
+    );
+    key_u32(
+        &mut f,
+        &key("rope.dimension_count"),
+        (d / shape.heads) as u32,
+    );
+    key_f32(&mut f, &key("rope.freq_base"), 10_000.0);
+    key_f32(&mut f, &key("attention.layer_norm_rms_epsilon"), 1e-5);
     string(&mut f, b"tokenizer.ggml.tokens");
     f.extend_from_slice(&9u32.to_le_bytes());
     f.extend_from_slice(&8u32.to_le_bytes());
@@ -129,6 +217,10 @@ pub fn synthetic_gguf(seed: u64) -> Vec<u8> {
 
 fn model() -> Model {
     Model::load(&Gguf::from_bytes(synthetic_gguf(7)).expect("parse")).expect("load")
+}
+
+fn qwen2_model() -> Model {
+    Model::load(&Gguf::from_bytes(synthetic(&QWEN2, 8)).expect("parse")).expect("load")
 }
 
 /// A schedule that slides several times within the test's 40 tokens.
@@ -180,23 +272,29 @@ fn crc(logits: &[Vec<f32>]) -> u32 {
     h.finalize()
 }
 
-#[test]
-fn logits_are_pinned_for_every_kernel() {
-    let mut m = model();
+/// Runs 40 tokens of seed `seed` on every kernel and requires the logits' CRC to be `pinned`.
+/// Any change to a bit of the portable numerics changes it: that needs a new numerics
+/// identity (engine::NUMERICS) and the spec updated, never just a new number.
+fn assert_pinned(mut m: Model, seed: u64, pinned: u32) {
     for kernel in Kernel::available() {
         m.kernel = kernel;
-        let out = run(&m, &[tokens(1, 40)]);
+        let out = run(&m, &[tokens(seed, 40)]);
         assert!(out[0].iter().flatten().all(|v| v.is_finite()));
         let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
         assert!(spread > 0.1, "logits carry information ({spread})");
-        // Any change to a bit of the portable numerics changes this: that needs a new
-        // numerics identity (engine::NUMERICS) and the spec updated, never just a new number.
-        assert_eq!(
-            crc(&out[0]),
-            0x83e1_9795,
-            "portable logits moved ({kernel:?})"
-        );
+        assert_eq!(crc(&out[0]), pinned, "portable logits moved ({kernel:?})");
     }
+}
+
+#[test]
+fn logits_are_pinned_for_every_kernel() {
+    assert_pinned(model(), 1, 0x83e1_9795);
+}
+
+/// The Qwen2 path (K-quants, biases, NeoX rotation, head size 128).
+#[test]
+fn qwen2_logits_are_pinned_for_every_kernel() {
+    assert_pinned(qwen2_model(), 5, 0x21a7_5d93);
 }
 
 #[test]

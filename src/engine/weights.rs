@@ -188,6 +188,10 @@ impl Matrix {
             let v = f16_as_int(bits).ok_or_else(|| bad("infinite or NaN scale".into()))?;
             i32::try_from(v).map_err(|_| bad("block scale of 128 or more".into()))
         };
+        // K-quant scales are an f16 times a small integer: exact in i64, then checked to fit.
+        let wide = |bits: u16| f16_as_int(bits).ok_or_else(|| bad("infinite or NaN scale".into()));
+        let narrow =
+            |v: i64| i32::try_from(v).map_err(|_| bad("block scale of 128 or more".into()));
         let mut q = [0i8; ACT_BLOCK];
         let matrix = match info.kind {
             TensorType::Q4_1 => {
@@ -209,6 +213,35 @@ impl Matrix {
                         *v = b as i8;
                     }
                     m.set_block(n / blocks, n % blocks, &q, &[int(half(&block[0..2]))?], 0);
+                }
+                m
+            }
+            TensorType::Q4K | TensorType::Q6K if !cols.is_multiple_of(SUPER_BLOCK) => {
+                return Err(bad(format!(
+                    "{cols} columns, not whole {SUPER_BLOCK}-value blocks"
+                )));
+            }
+            TensorType::Q4K => {
+                let mut m = Self::zeros(rows, cols, BlockKind::Q4Offset);
+                let supers = cols / SUPER_BLOCK;
+                for (n, sb) in bytes.chunks_exact(144).enumerate() {
+                    let (d, dmin) = (wide(half(&sb[0..2]))?, wide(half(&sb[2..4]))?);
+                    for (j, (q, sc, mn)) in q4k_sub_blocks(sb).iter().enumerate() {
+                        let (scale, offset) = (narrow(d * sc)?, narrow(-(dmin * mn))?);
+                        m.set_block(n / supers, (n % supers) * 8 + j, q, &[scale], offset);
+                    }
+                }
+                m
+            }
+            TensorType::Q6K => {
+                let mut m = Self::zeros(rows, cols, BlockKind::Q8Halves);
+                let supers = cols / SUPER_BLOCK;
+                for (n, sb) in bytes.chunks_exact(210).enumerate() {
+                    let d = wide(half(&sb[208..210]))?;
+                    for (j, (q, [s0, s1])) in q6k_sub_blocks(sb).iter().enumerate() {
+                        let pair = [narrow(d * s0)?, narrow(d * s1)?];
+                        m.set_block(n / supers, (n % supers) * 8 + j, q, &pair, 0);
+                    }
                 }
                 m
             }
@@ -251,6 +284,57 @@ impl Matrix {
     }
 }
 
+/// Values per K-quant super-block (Q4_K, Q6_K).
+const SUPER_BLOCK: usize = 256;
+
+/// A Q4_K super-block (144 bytes: d, dmin as f16, 12 bytes of 6-bit scales and mins, 128
+/// bytes of nibbles) as its eight 32-value sub-blocks: (q, sc, m) with w = d·sc·q − dmin·m.
+/// Sub-block j's nibbles are the low (j even) or high (j odd) halves of bytes
+/// 16 + 32·(j/2) ..; its scale and min are the low 6 bits of packed bytes j and j + 4 for
+/// j < 4, else the nibbles of byte j + 4 topped by the high 2 bits of bytes j − 4 and j.
+fn q4k_sub_blocks(sb: &[u8]) -> [([i8; 32], i64, i64); 8] {
+    let packed = &sb[4..16];
+    std::array::from_fn(|j| {
+        let (sc, m) = if j < 4 {
+            (packed[j] & 63, packed[j + 4] & 63)
+        } else {
+            (
+                (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4),
+                (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4),
+            )
+        };
+        let nibbles = &sb[16 + 32 * (j / 2)..][..32];
+        let q = std::array::from_fn(|l| {
+            let b = nibbles[l];
+            (if j % 2 == 0 { b & 0x0f } else { b >> 4 }) as i8
+        });
+        (q, i64::from(sc), i64::from(m))
+    })
+}
+
+/// A Q6_K super-block (210 bytes: 128 of low nibbles, 64 of 2-bit high parts, 16 signed
+/// scales, d as f16) as its eight 32-value sub-blocks: (q − 32, the scales of its two
+/// halves), w = d·scale·(q − 32). Value v = 128h + 32k + l (k < 4, l < 32) takes the low
+/// (k < 2) or high nibble of byte 64h + 32·(k mod 2) + l and bits 2k, 2k+1 of high byte
+/// 32h + l; its scale is scales[v / 16].
+fn q6k_sub_blocks(sb: &[u8]) -> [([i8; 32], [i64; 2]); 8] {
+    let (low, high, scales) = (&sb[0..128], &sb[128..192], &sb[192..208]);
+    let value = |v: usize| {
+        let (h, k, l) = (v / 128, (v % 128) / 32, v % 32);
+        let byte = low[64 * h + 32 * (k % 2) + l];
+        let nibble = if k < 2 { byte & 0x0f } else { byte >> 4 };
+        let top = (high[32 * h + l] >> (2 * k)) & 3;
+        (nibble | (top << 4)) as i8 - 32
+    };
+    std::array::from_fn(|j| {
+        let scale = |i: usize| i64::from(scales[i] as i8);
+        (
+            std::array::from_fn(|l| value(32 * j + l)),
+            [scale(2 * j), scale(2 * j + 1)],
+        )
+    })
+}
+
 /// A vector of f32 (norm weights), exactly as stored (F32, or F16 widened).
 pub fn load_vector(gguf: &Gguf, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
     let (info, bytes) = gguf.tensor(name)?;
@@ -273,5 +357,85 @@ pub fn load_vector(gguf: &Gguf, name: &str, len: usize) -> Result<Vec<f32>, Mode
             name.to_string(),
             format!("{other} vectors are not supported"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeded::Seeded;
+
+    /// The K-quant decoders against ggml's dequantization written the way ggml writes it
+    /// (its loops, not our index arithmetic), on random super-blocks: every weight equal.
+    #[test]
+    fn k_quants_decode_as_ggml_dequantizes() {
+        let mut rng = Seeded::new(11);
+        for _ in 0..50 {
+            let sb: Vec<u8> = (0..144).map(|_| rng.bits(64) as u8).collect();
+            // ggml's dequantize_row_q4_K, with d = dmin = 1: four passes over 32 bytes.
+            let mut want = Vec::new();
+            let scale_min = |j: usize| {
+                let q = &sb[4..16];
+                if j < 4 {
+                    (q[j] & 63, q[j + 4] & 63)
+                } else {
+                    (
+                        (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+                        (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+                    )
+                }
+            };
+            let mut is = 0;
+            for pass in 0..4 {
+                let qs = &sb[16 + 32 * pass..][..32];
+                let ((sc1, m1), (sc2, m2)) = (scale_min(is), scale_min(is + 1));
+                want.extend(
+                    qs.iter()
+                        .map(|&b| i64::from(sc1) * i64::from(b & 0xF) - i64::from(m1)),
+                );
+                want.extend(
+                    qs.iter()
+                        .map(|&b| i64::from(sc2) * i64::from(b >> 4) - i64::from(m2)),
+                );
+                is += 2;
+            }
+            let got: Vec<i64> = q4k_sub_blocks(&sb)
+                .iter()
+                .flat_map(|(q, sc, m)| q.iter().map(move |&v| sc * i64::from(v) - m))
+                .collect();
+            assert_eq!(got, want, "Q4_K");
+
+            let sb: Vec<u8> = (0..210).map(|_| rng.bits(64) as u8).collect();
+            // ggml's dequantize_row_q6_K, with d = 1: two halves of 128 values.
+            let mut want = [0i64; 256];
+            let (mut ql, mut qh, mut sc) = (0, 128, 192);
+            for n in [0, 128] {
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q = |lo: usize, shift: u32, high_nibble: bool| {
+                        let b = sb[ql + lo + l];
+                        let nib = if high_nibble { b >> 4 } else { b & 0xF };
+                        i64::from(nib | (((sb[qh + l] >> shift) & 3) << 4)) - 32
+                    };
+                    let s = |k: usize| i64::from(sb[sc + is + k] as i8);
+                    want[n + l] = s(0) * q(0, 0, false);
+                    want[n + l + 32] = s(2) * q(32, 2, false);
+                    want[n + l + 64] = s(4) * q(0, 4, true);
+                    want[n + l + 96] = s(6) * q(32, 6, true);
+                }
+                ql += 64;
+                qh += 32;
+                sc += 8;
+            }
+            let got: Vec<i64> = q6k_sub_blocks(&sb)
+                .iter()
+                .flat_map(|(q, s)| {
+                    q.iter()
+                        .enumerate()
+                        .map(move |(l, &v)| s[l / 16] * i64::from(v))
+                })
+                .collect();
+            assert_eq!(got, want, "Q6_K");
+        }
     }
 }

@@ -50,6 +50,10 @@ pub struct Manifest {
     /// exactly when this says so); llama.cpp runs every model.
     #[serde(default)]
     pub portable: bool,
+    /// Whether compress uses the portable engine for this model when no --engine is given
+    /// (see `pipeline::Engine::default_for`).
+    #[serde(default)]
+    pub portable_by_default: bool,
     /// Pieces concatenated in order form the GGUF file.
     pub parts: Vec<Part>,
     /// What nzip measured with this model, for `nzip model list`.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::workers::{RunnerSlot, Workers};
+use super::workers::{Engine, RunnerSlot, Workers};
 use super::{
     thread_pool, BatchProgress, CompressOptions, DEFAULT_MAX_TABLE_BITS, ZSTD_LEVEL,
     ZSTD_LEVEL_FAST,
@@ -101,10 +101,13 @@ pub fn compress_stream(
         }
         return finish(writer, size, done);
     }
-    opts.engine.check_available(None)?;
+    let engine = opts
+        .engine
+        .unwrap_or_else(|| Engine::default_for(&opts.model));
+    engine.check_available(None)?;
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let placement = Placement::resolve(&opts.device, opts.workers)?;
-    let workers = Workers::load(&model_file.path, opts.engine, &placement, opts.threads)?;
+    let workers = Workers::load(&model_file.path, engine, &placement, opts.threads)?;
     // A context holds window × seqs positions; an input of fewer chunks than the workers'
     // sequences needs fewer (Qwen 1.5B: 28 KB of KV cache per position), spread so that every
     // worker gets a group.

@@ -82,8 +82,8 @@ pub struct CompressOptions {
     /// How the LLM's logits become CDFs: the bare softmax or the ensemble around it.
     pub token_model: TokenModelKind,
     /// Which engine computes the logits (the archive records its numerics; decoding follows
-    /// them).
-    pub engine: Engine,
+    /// them); `None`: the model's default (`Engine::default_for`).
+    pub engine: Option<Engine>,
     pub chunk_size: usize,
     pub window: u32,
     pub slide: u32,
@@ -104,7 +104,7 @@ impl Default for CompressOptions {
             fast: false,
             always_llm: false,
             token_model: TokenModelKind::BiasedEnsemble,
-            engine: Engine::default(),
+            engine: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             window: DEFAULT_WINDOW,
             slide: DEFAULT_SLIDE,

@@ -18,20 +18,31 @@ use crate::predict::lockstep::{self, ChunkDriver};
 use crate::token::Tokenizer;
 
 /// Which engine computes the logits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// llama.cpp: its float kernels' numerics, recorded as a fingerprint of build and CPU
-    /// features (or GPU); such an archive decodes where that fingerprint matches. The
-    /// default where the build has llama.cpp.
-    #[cfg_attr(feature = "llama", default)]
+    /// features (or GPU); such an archive decodes where that fingerprint matches.
     Llama,
     /// nzip's own integer engine (`engine`, `formats/PORTABLE.md`): the same logits on every
-    /// machine, recorded as [`engine::NUMERICS`]. The default of a build without llama.cpp.
-    #[cfg_attr(not(feature = "llama"), default)]
+    /// machine, recorded as [`engine::NUMERICS`].
     Portable,
 }
 
 impl Engine {
+    /// The engine compress uses for `model` (a name or a path) unless told which: the
+    /// portable engine where the model's manifest makes it the default (SmolLM2: as good and
+    /// faster than llama.cpp on a CPU, docs/results.md) and the build has no GPU backend
+    /// (the portable engine runs on CPUs only), llama.cpp otherwise; the portable engine
+    /// in a build without llama.cpp.
+    pub fn default_for(model: &str) -> Self {
+        let gpu_build = cfg!(any(feature = "cuda", feature = "vulkan"));
+        match crate::models::manifest(model) {
+            _ if !cfg!(feature = "llama") => Engine::Portable,
+            Some(m) if m.portable_by_default && !gpu_build => Engine::Portable,
+            _ => Engine::Llama,
+        }
+    }
+
     /// The engine that computes the numerics an archive records.
     pub fn for_numerics(numerics: &str) -> Self {
         if numerics == engine::NUMERICS {
