@@ -36,8 +36,8 @@ pub fn run() -> Result<()> {
         }
     }
     outln!(
-        "--engine portable runs nzip's own engine on the CPU: numerics {} (the same on every \
-         machine)",
+        "the portable engine (the default of levels 3-5 in CPU builds; --engine portable) runs on \
+         the CPU: numerics {} (the same on every machine)",
         nzip::engine::NUMERICS
     );
     Ok(())

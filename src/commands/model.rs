@@ -1,7 +1,7 @@
 //! `nzip model list` and `nzip model fetch`.
 
 use nzip::models::{self, FetchPolicy};
-use nzip::pipeline::levels;
+use nzip::pipeline::{levels, Engine};
 use nzip::{Error, Result};
 
 use crate::cli::args::ModelCommand;
@@ -13,7 +13,9 @@ fn engines(m: &models::Manifest) -> String {
     } else {
         "llama.cpp (not in this build)"
     };
-    if m.portable {
+    if m.portable && Engine::default_for(&m.name) == Engine::Portable {
+        format!("portable (the default: decodes on any machine), {llama} (--engine llama)")
+    } else if m.portable {
         format!("{llama}, portable (--engine portable: decodes on any machine)")
     } else {
         format!("{llama} only (the portable engine does not run it yet)")
