@@ -127,6 +127,24 @@ fn numerics_mismatch_and_forcing_it() {
     assert_eq!(std::fs::read(dir.path().join("forced.txt")).unwrap(), TEXT);
 }
 
+/// An archive of a later portable arithmetic than this nzip computes is refused by that
+/// name, before any model is loaded (never taken for llama.cpp's numerics).
+#[test]
+fn later_portable_numerics() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v3-portable2.bin.nz");
+    let mut a = std::fs::read(golden).unwrap();
+    let at = a
+        .windows(15)
+        .position(|w| w == b"nzip portable 2")
+        .expect("numerics in header");
+    edit_header(&mut a, |h| h[at + 14] = b'9');
+    cli_refuses(
+        &a,
+        "numerics \"nzip portable 9\", which this nzip does not compute",
+        &[],
+    );
+}
+
 #[test]
 fn model_missing() {
     let a = text_archive();

@@ -111,15 +111,24 @@ fn v3_token_model_2() {
     decodes_where_numerics_match("v3-biased.bin");
 }
 
-/// Format version 3 with the portable engine ("nzip portable 1"): text and raw bytes in two
-/// chunks of one lockstep group, with a window small enough to slide. Its logits are the same
-/// on every machine, so it must decode everywhere: no skip.
+/// Format version 3 with the portable engine's first arithmetic ("nzip portable 1"): text and
+/// raw bytes in two chunks of one lockstep group, with a window small enough to slide. Its
+/// logits are the same on every machine, so it must decode everywhere: no skip.
 #[test]
 fn v3_portable_engine() {
     assert_eq!(
         decode(&golden("v3-portable.bin.nz")).unwrap(),
         golden("v3-portable.bin")
     );
+}
+
+/// The same input and schedule under "nzip portable 2" (keys scaled per 16 dimensions): a
+/// different archive, decoded everywhere too.
+#[test]
+fn v3_portable_engine_version_2() {
+    let archive = golden("v3-portable2.bin.nz");
+    assert!(archive.windows(15).any(|w| w == b"nzip portable 2"));
+    assert_eq!(decode(&archive).unwrap(), golden("v3-portable2.bin"));
 }
 
 /// Members (nzip 0.4, still format version 3): a sized member, an empty one and a streamed

@@ -176,7 +176,7 @@ fn compression_is_deterministic() {
     );
 }
 
-/// The portable engine: the archive records its numerics ("nzip portable 1"), the encoder
+/// The portable engine: the archive records its numerics (the current version), the encoder
 /// writes the same archive on any number of threads, and the decoder gives back the input on
 /// any number of threads, decoding a chunk alone (a range) or with its whole group.
 #[test]

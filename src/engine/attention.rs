@@ -1,4 +1,5 @@
-//! One head's attention over one sequence's KV cache: integer scores, a softmax rounded to
+//! One head's attention over one sequence's KV cache: integer scores (each key's blocks
+//! shifted to its base exponent), a softmax rounded to
 //! integer weights, and the weighted sum of the int8 values computed exactly
 //! (formats/PORTABLE.md, "One step of one sequence", step 2.3).
 //!
@@ -9,7 +10,9 @@
 use std::ops::Range;
 
 use super::kernels::Kernel;
-use super::numerics::{exp_neg, pow2_f32, pow2_f64, quantize_head, round_to_i32};
+use super::numerics::{
+    exp_neg, pow2_f32, pow2_f64, quantize_head, round_to_i32, KEY_RANGE, KEY_SUB_BLOCK,
+};
 
 /// Attention weights are rounded to integers of this many fractional bits (the largest, e^0,
 /// is exactly 2^15).
@@ -23,12 +26,14 @@ const VALUE_BITS: i32 = 14;
 pub type Run = (Range<usize>, bool);
 
 /// The slots of one KV head of one sequence in one layer: `head_dim` int8 values per slot
-/// and one power-of-two exponent per slot, for keys and for values.
+/// and one power-of-two exponent per slot, for keys and for values, and for keys one
+/// multiplier per 16 dimensions (`numerics::quantize_key`).
 pub struct HeadCache<'a> {
     pub keys: &'a [i8],
     pub values: &'a [i8],
     pub key_exp: &'a [i16],
     pub value_exp: &'a [i16],
+    pub key_mult: &'a [i16],
     pub head_dim: usize,
 }
 
@@ -121,9 +126,12 @@ fn attend_with(
         0
     };
     dots.clear();
+    let subs = hd / KEY_SUB_BLOCK;
     for (run, sink) in live {
         let q = if *sink { &sink_query[..] } else { &query[..] };
-        head_dots(kernel, q, &cache.keys[run.start * hd..run.end * hd], dots);
+        let keys = &cache.keys[run.start * hd..run.end * hd];
+        let mults = &cache.key_mult[run.start * subs..run.end * subs];
+        head_dots(kernel, q, keys, mults, dots);
     }
     // The loops below run over plain slices with no early exits so that they vectorize;
     // each element's arithmetic is the scalar definition's.
@@ -185,7 +193,7 @@ fn attend_with(
     }
 }
 
-/// z_j = (q·k_j) · 2^(e_q + e_kj), exact in f64.
+/// z_j = (q·k_j) · 2^(e_q + β_kj), exact in f64.
 #[inline(always)]
 fn scores_of(dots: &[i32], key_exp: &[i16], e_q: i32, out: &mut [f64]) {
     for ((z, &dot), &e) in out.iter_mut().zip(dots).zip(key_exp) {
@@ -211,21 +219,37 @@ fn max_finite(values: &[f64]) -> f64 {
         .fold(f64::NEG_INFINITY, |m, v| if v > m { v } else { m })
 }
 
-/// Appends Σ q·k for each key of `keys` (consecutive keys of q's length): exact integers.
-fn head_dots(kernel: Kernel, query: &[i8], keys: &[i8], out: &mut Vec<i32>) {
+/// Appends Σ_b m_b · Σ_{t in b} q_t·k_t for each key of `keys` (consecutive keys of q's
+/// length, each with one multiplier m_b per 16 dimensions in `mults`): exact integers, since
+/// q's length is at most 256 and every m_b at most 2^KEY_RANGE.
+fn head_dots(kernel: Kernel, query: &[i8], keys: &[i8], mults: &[i16], out: &mut Vec<i32>) {
+    debug_assert!(query.len() <= 256 && mults.iter().all(|&m| m <= 1 << KEY_RANGE));
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) && query.len() <= 256 {
+    if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) {
         // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
-        return unsafe { avx2::dots(query, keys, out) };
+        return unsafe { avx2::dots(query, keys, mults, out) };
     }
     let _ = kernel;
-    out.extend(keys.chunks_exact(query.len()).map(|k| {
-        query
-            .iter()
-            .zip(k)
-            .map(|(&a, &b)| i32::from(a) * i32::from(b))
-            .sum::<i32>()
-    }));
+    let subs = query.len() / KEY_SUB_BLOCK;
+    out.extend(
+        keys.chunks_exact(query.len())
+            .zip(mults.chunks_exact(subs))
+            .map(|(k, m)| {
+                query
+                    .chunks_exact(KEY_SUB_BLOCK)
+                    .zip(k.chunks_exact(KEY_SUB_BLOCK))
+                    .zip(m)
+                    .map(|((q, k), &m)| {
+                        let dot = q
+                            .iter()
+                            .zip(k)
+                            .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                            .sum::<i32>();
+                        dot * i32::from(m)
+                    })
+                    .sum::<i32>()
+            }),
+    );
 }
 
 /// Adds Σ_j w_j · v_jt to `total[t]` for each dimension t over the consecutive values of
@@ -262,10 +286,11 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// q·k over 32-byte pieces: |q| times k with q's signs (maddubs), pairs summed by madd
-    /// (|q|, |k| ≤ 127, so no pair of products saturates 16 bits); four keys at a time, their
+    /// with the multiplier of their 16-dimension sub-block (|q|, |k| ≤ 127, so no pair of
+    /// products saturates 16 bits, and a pair times 2^8 fits 32); four keys at a time, their
     /// lanes folded together by horizontal adds.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dots(query: &[i8], keys: &[i8], out: &mut Vec<i32>) {
+    pub unsafe fn dots(query: &[i8], keys: &[i8], mults: &[i16], out: &mut Vec<i32>) {
         let hd = query.len();
         let pieces = hd / 32;
         let mut q = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 8];
@@ -274,23 +299,32 @@ mod avx2 {
             *c = (_mm256_sign_epi8(v, v), v);
         }
         let q = &q[..pieces];
-        let ones = _mm256_set1_epi16(1);
-        let dot = |k: *const i8| {
+        // A piece's two multipliers (one 32-bit load) spread over the 16-bit lanes of their
+        // halves: bytes 0-1 to the low 128 bits, 2-3 to the high.
+        let spread = _mm256_setr_epi8(
+            0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, //
+            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+        );
+        let dot = |k: *const i8, m: *const i16| {
             let mut acc = _mm256_setzero_si256();
             for (i, &(q_abs, q_signs)) in q.iter().enumerate() {
                 let kv = _mm256_loadu_si256(k.add(i * 32) as *const __m256i);
                 let pairs = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(kv, q_signs));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+                let two = (m.add(2 * i) as *const i32).read_unaligned();
+                let mult = _mm256_shuffle_epi8(_mm256_set1_epi32(two), spread);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, mult));
             }
             acc
         };
         let n = keys.len() / hd;
+        let subs = hd / 16;
         out.reserve(n);
-        let k = keys.as_ptr();
+        let (k, m) = (keys.as_ptr(), mults.as_ptr());
+        let key = |j: usize| dot(k.add(j * hd), m.add(j * subs));
         let mut j = 0;
         while j + 4 <= n {
-            let (a0, a1) = (dot(k.add(j * hd)), dot(k.add((j + 1) * hd)));
-            let (a2, a3) = (dot(k.add((j + 2) * hd)), dot(k.add((j + 3) * hd)));
+            let (a0, a1) = (key(j), key(j + 1));
+            let (a2, a3) = (key(j + 2), key(j + 3));
             let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
             let h = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             let mut four = [0i32; 4];
@@ -299,7 +333,7 @@ mod avx2 {
             j += 4;
         }
         for j in j..n {
-            let acc = dot(k.add(j * hd));
+            let acc = key(j);
             let s = _mm_add_epi32(
                 _mm256_castsi256_si128(acc),
                 _mm256_extracti128_si256(acc, 1),
@@ -371,8 +405,9 @@ mod tests {
     use super::*;
 
     /// The attention's SIMD sums are the scalar integers, for several head sizes, for
-    /// windows long enough to carry the 32-bit partial sums, and for counts of keys that
-    /// leave every remainder of the four-at-a-time loop.
+    /// windows long enough to carry the 32-bit partial sums, for counts of keys that leave
+    /// every remainder of the four-at-a-time loop, and at the largest magnitudes (head size
+    /// 256, every value ±127, every key multiplier 2^8: the dot products' bound).
     #[test]
     fn attention_kernels_agree() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -382,22 +417,46 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for (hd, positions) in [(16, 7), (64, 1100), (64, 5), (128, 33), (128, 6)] {
-            let mut int8 = || ((next() % 255) as i8).max(-127);
+        for (hd, positions, extreme) in [
+            (16, 7, false),
+            (64, 1100, false),
+            (64, 5, false),
+            (128, 33, false),
+            (128, 6, false),
+            (256, 9, true),
+        ] {
+            let mut int8 = || match extreme {
+                true => [127, -127][(next() % 2) as usize],
+                false => ((next() % 255) as i8).max(-127),
+            };
             let cache: Vec<i8> = (0..positions * hd).map(|_| int8()).collect();
-            let q: Vec<i8> = (0..hd).map(|_| int8()).collect();
+            let q: Vec<i8> = match extreme {
+                true => cache[..hd].to_vec(),
+                false => (0..hd).map(|_| int8()).collect(),
+            };
+            let mults: Vec<i16> = (0..positions * hd / KEY_SUB_BLOCK)
+                .map(|_| match extreme {
+                    true => 1 << KEY_RANGE,
+                    false => 1 << (next() % (KEY_RANGE as u64 + 1)),
+                })
+                .collect();
             let weights: Vec<i32> = (0..positions)
                 .map(|_| (next() % (1 << 14 | 1)) as i32)
                 .collect();
-            let want_dots: Vec<i32> = cache
-                .chunks_exact(hd)
-                .map(|k| {
-                    q.iter()
-                        .zip(k)
-                        .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                        .sum()
+            let want_dots: Vec<i32> = (0..positions)
+                .map(|j| {
+                    let dot: i64 = (0..hd)
+                        .map(|t| {
+                            let m = mults[(j * hd + t) / KEY_SUB_BLOCK];
+                            i64::from(q[t]) * i64::from(cache[j * hd + t]) * i64::from(m)
+                        })
+                        .sum();
+                    i32::try_from(dot).expect("the bound holds")
                 })
                 .collect();
+            if extreme {
+                assert_eq!(want_dots[0], 256 * 127 * 127 * 256);
+            }
             let want_sums: Vec<i64> = (0..hd)
                 .map(|t| {
                     (0..positions)
@@ -407,7 +466,7 @@ mod tests {
                 .collect();
             for kernel in Kernel::available() {
                 let mut dots = Vec::new();
-                head_dots(kernel, &q, &cache, &mut dots);
+                head_dots(kernel, &q, &cache, &mults, &mut dots);
                 assert_eq!(dots, want_dots, "{kernel:?} {hd}");
                 let mut sums = vec![0i64; hd];
                 value_sums(kernel, &cache, &weights, &mut sums);

@@ -21,9 +21,51 @@ use std::path::Path;
 use crate::container::Schedule;
 use crate::predict::lockstep::LockstepModel;
 
-/// The numerics identity an archive records for this engine: the arithmetic formats/NZIP.md
-/// specifies under "Portable numerics". Any change to a bit of the logits needs a new one.
-pub const NUMERICS: &str = "nzip portable 1";
+/// The numerics identity new archives record for this engine: the arithmetic
+/// formats/PORTABLE.md specifies. Any change to a bit of the logits needs a new one.
+pub const NUMERICS: &str = Numerics::CURRENT.name();
+
+/// The versions of the portable arithmetic this build computes: new archives get the current
+/// one, and every older one still decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numerics {
+    /// `nzip portable 1` (2026-12-03): one power-of-two scale per cached key head.
+    V1,
+    /// `nzip portable 2` (2026-12-04): cached keys scaled per block of 16 dimensions.
+    V2,
+}
+
+impl Numerics {
+    pub const CURRENT: Numerics = Numerics::V2;
+    const ALL: [Numerics; 2] = [Numerics::V1, Numerics::V2];
+
+    /// The identity an archive records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Numerics::V1 => "nzip portable 1",
+            Numerics::V2 => "nzip portable 2",
+        }
+    }
+
+    /// The version an archive's numerics name, if it is one of this engine's.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.name() == name)
+    }
+
+    /// Whether `name` claims to be the portable engine's (perhaps a later version's).
+    pub fn is_portable_name(name: &str) -> bool {
+        name.starts_with("nzip portable ")
+    }
+
+    /// How a cached key head is quantized: its int8 values, a multiplier per 16 dimensions
+    /// and the base exponent returned.
+    pub fn key_quantizer(self) -> fn(&[f32], &mut [i8], &mut [i16]) -> i32 {
+        match self {
+            Numerics::V1 => numerics::quantize_key_v1,
+            Numerics::V2 => numerics::quantize_key,
+        }
+    }
+}
 
 /// Why a model cannot be used by the portable engine.
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +112,10 @@ impl PortableModel {
         self.model.config.n_vocab
     }
 
-    /// A runner for groups of up to `schedule.seqs` chunks.
-    pub fn group_runner(&self, schedule: &Schedule) -> GroupRunner<'_> {
+    /// A runner for groups of up to `schedule.seqs` chunks computing `numerics`.
+    pub fn group_runner(&self, schedule: &Schedule, numerics: Numerics) -> GroupRunner<'_> {
         GroupRunner {
-            group: model::Group::new(&self.model, *schedule),
+            group: model::Group::new(&self.model, *schedule, numerics),
             schedule: *schedule,
             logits: Vec::new(),
         }

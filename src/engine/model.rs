@@ -8,10 +8,10 @@ use super::attention::{attend, HeadCache, Run, Scratch};
 use super::gguf::{Gguf, Value};
 use super::kernels::{matmul, matmuls, Kernel};
 use super::numerics::{
-    exp_f64, ln_f64, pow2_f64, quantize_head, silu, sin_cos, QuantVec, ACT_BLOCK,
+    exp_f64, ln_f64, pow2_f64, quantize_head, silu, sin_cos, QuantVec, ACT_BLOCK, KEY_SUB_BLOCK,
 };
 use super::weights::{load_vector, Matrix};
-use super::ModelError;
+use super::{ModelError, Numerics};
 use crate::container::Schedule;
 use rayon::prelude::*;
 
@@ -66,7 +66,8 @@ impl Config {
             .unwrap_or(head_dim as u64);
         if n_embd % n_head != 0
             || n_head % n_head_kv != 0
-            || head_dim % 2 != 0
+            || head_dim % KEY_SUB_BLOCK != 0
+            || head_dim > 256
             || rope_dim != head_dim as u64
             || n_embd % ACT_BLOCK != 0
         {
@@ -258,23 +259,27 @@ struct Sequence {
     /// [layer][kv head][slot][dim] int8 keys (after rotation) and values.
     keys: Vec<i8>,
     values: Vec<i8>,
-    /// [layer][kv head][slot] power-of-two exponents.
+    /// [layer][kv head][slot] power-of-two exponents (for keys, the base exponent).
     key_exp: Vec<i16>,
     value_exp: Vec<i16>,
+    /// [layer][kv head][slot][16-dimension sub-block] each key sub-block's scale over its base.
+    key_mult: Vec<i16>,
 }
 
 /// Runs lockstep groups of up to `schedule.seqs` sequences over a model.
 pub struct Group<'m> {
     model: &'m Model,
     schedule: Schedule,
+    numerics: Numerics,
     seqs: Vec<Sequence>,
 }
 
 impl<'m> Group<'m> {
-    pub fn new(model: &'m Model, schedule: Schedule) -> Self {
+    pub fn new(model: &'m Model, schedule: Schedule, numerics: Numerics) -> Self {
         Self {
             model,
             schedule,
+            numerics,
             seqs: Vec::new(),
         }
     }
@@ -297,6 +302,7 @@ impl<'m> Group<'m> {
                 values: vec![0; c.n_layer * per_layer * c.head_dim],
                 key_exp: vec![0; c.n_layer * per_layer],
                 value_exp: vec![0; c.n_layer * per_layer],
+                key_mult: vec![0; c.n_layer * per_layer * c.head_dim / KEY_SUB_BLOCK],
             });
         }
     }
@@ -318,7 +324,7 @@ impl<'m> Group<'m> {
     pub fn step(&mut self, tokens: &[(usize, u32)], logits: &mut [Vec<f32>]) {
         let model = self.model;
         let c = &model.config;
-        let (d, hd, kvd) = (c.n_embd, c.head_dim, c.kv_dim());
+        let (d, hd) = (c.n_embd, c.head_dim);
         let Schedule {
             window,
             slide,
@@ -360,6 +366,7 @@ impl<'m> Group<'m> {
         let mut attn = vec![vec![0.0f32; d]; n];
         let mut proj = vec![Vec::new(); n];
         let mut rotated = vec![0.0f32; hd];
+        let (quantize_key, subs) = (self.numerics.key_quantizer(), hd / KEY_SUB_BLOCK);
         for (l, layer) in model.layers.iter().enumerate() {
             for i in 0..n {
                 rms_norm(&x[i], &layer.attn_norm, c.rms_eps, &mut h[i]);
@@ -386,8 +393,9 @@ impl<'m> Group<'m> {
                     rotated.copy_from_slice(&k[i][g * hd..][..hd]);
                     rope(&mut rotated, &tables[i].0, c.rope_pairs);
                     let at = (base + slot) * hd;
+                    let mult = &mut seq.key_mult[(base + slot) * subs..][..subs];
                     seq.key_exp[base + slot] =
-                        quantize_head(&rotated, &mut seq.keys[at..at + hd]) as i16;
+                        quantize_key(&rotated, &mut seq.keys[at..at + hd], mult) as i16;
                     seq.value_exp[base + slot] =
                         quantize_head(&v[i][g * hd..][..hd], &mut seq.values[at..at + hd]) as i16;
                 }
@@ -414,6 +422,7 @@ impl<'m> Group<'m> {
                         keys: &seq.keys[base * hd..(base + slots) * hd],
                         values: &seq.values[base * hd..(base + slots) * hd],
                         key_exp: &seq.key_exp[base..base + slots],
+                        key_mult: &seq.key_mult[base * subs..(base + slots) * subs],
                         value_exp: &seq.value_exp[base..base + slots],
                         head_dim: hd,
                     };
@@ -462,7 +471,6 @@ impl<'m> Group<'m> {
         for &(s, _) in tokens {
             self.seqs[s].absolute += 1;
         }
-        let _ = kvd;
     }
 }
 

@@ -166,6 +166,52 @@ pub fn quantize_head(x: &[f32], out: &mut [i8]) -> i32 {
     e
 }
 
+/// Dimensions per sub-block of a cached key: each has its own power-of-two scale relative to
+/// the key's base exponent (numerics 2; numerics 1 gives a whole head one scale).
+pub const KEY_SUB_BLOCK: usize = 16;
+/// A key block's scale lies at most this many binary orders above the key's base exponent, so
+/// that a head's dot product with every block shifted to the base fits 32 bits for head sizes
+/// up to 256 (256 · 127 · 127 · 2^8 < 2^31).
+pub const KEY_RANGE: i32 = 8;
+
+/// Quantizes one key head for `nzip portable 2`: with A its largest magnitude, the base
+/// exponent is β = int8_exponent(A) − KEY_RANGE, and each 16-dimension sub-block b gets the
+/// integer multiplier m_b = max(1, ⌈(a_b · 2^−β) / 127⌉) (1..=2^KEY_RANGE) of its largest
+/// magnitude a_b, so that value t is `q[t] · m_b · 2^β` with |q| ≤ 127: every block's scale
+/// within one part in m_b of the tightest. Returns β; a zero key gets β = 0, every m_b = 1.
+pub fn quantize_key(x: &[f32], q: &mut [i8], mult: &mut [i16]) -> i32 {
+    debug_assert!(x.len().is_multiple_of(KEY_SUB_BLOCK));
+    let amax = |b: &[f32]| b.iter().fold(0.0f32, |m, &v| m.max(finite(v).abs()));
+    let top = amax(x);
+    if top == 0.0 {
+        q.fill(0);
+        mult.fill(1);
+        return 0;
+    }
+    let base = int8_exponent(top) - KEY_RANGE;
+    let unit = pow2_f64(-base);
+    for ((values, q), m) in x
+        .chunks_exact(KEY_SUB_BLOCK)
+        .zip(q.chunks_exact_mut(KEY_SUB_BLOCK))
+        .zip(mult.iter_mut())
+    {
+        let m_b = ((f64::from(amax(values)) * unit) / 127.0).ceil().max(1.0);
+        for (q, &v) in q.iter_mut().zip(values) {
+            *q = round_f64((f64::from(finite(v)) * unit) / m_b) as i8;
+        }
+        *m = m_b as i16;
+    }
+    base
+}
+
+/// Quantizes one key head for `nzip portable 1`: one power-of-two scale for the head
+/// (`quantize_head`), written as the base exponent e − KEY_RANGE and every multiplier
+/// 2^KEY_RANGE, which give the same scores.
+pub fn quantize_key_v1(x: &[f32], q: &mut [i8], mult: &mut [i16]) -> i32 {
+    mult.fill(1 << KEY_RANGE);
+    quantize_head(x, q) - KEY_RANGE
+}
+
 // ln 2 split so that n·LN2_HI_F32 is exact (its low 12 mantissa bits are zero).
 const LN2_HI_F32: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
 const LN2_LO_F32: f32 = f32::from_bits(0xb95e_8083); // −2.12194440e−4
@@ -336,6 +382,40 @@ mod tests {
         assert!(
             q.q.iter().any(|&v| v.unsigned_abs() > 63),
             "the range is used"
+        );
+    }
+
+    /// A key's 16-dimension blocks each get a scale within one part in its multiplier of the
+    /// tightest, small blocks bottoming out at the base; `nzip portable 1`'s key is the head's
+    /// single scale, every multiplier 2^KEY_RANGE.
+    #[test]
+    fn keys_quantize_per_block() {
+        let mut x: Vec<f32> = (0..64)
+            .map(|i| ((i * 29 % 61) as f32 - 30.0) * 0.5)
+            .collect();
+        x[16..32].iter_mut().for_each(|v| *v *= 1e-2);
+        x[32..48].iter_mut().for_each(|v| *v *= 1e-5); // below the base: multiplier 1
+        let (mut q, mut mult) = (vec![0i8; 64], vec![0i16; 4]);
+        let base = quantize_key(&x, &mut q, &mut mult);
+        assert_eq!(base, int8_exponent(15.0) - KEY_RANGE);
+        assert!(mult[0] > 1 << (KEY_RANGE - 1) && mult[0] <= 1 << KEY_RANGE);
+        assert_eq!(
+            mult[1], 3,
+            "a hundredth of the top block: ⌈0.15 · 2^11 / 127⌉"
+        );
+        assert_eq!(mult[2], 1);
+        for (t, &v) in x.iter().enumerate() {
+            let step = f64::from(mult[t / 16]) * pow2_f64(base);
+            let back = f64::from(q[t]) * step;
+            assert!((back - f64::from(v)).abs() <= step / 2.0, "{t}");
+        }
+        assert!(q[..16].iter().any(|&v| v.abs() == 127) && q[16..32].iter().any(|&v| v.abs() > 63));
+        let mut head = vec![0i8; 64];
+        let e = quantize_head(&x, &mut head);
+        let base = quantize_key_v1(&x, &mut q, &mut mult);
+        assert_eq!(
+            (q, mult, base),
+            (head, vec![1 << KEY_RANGE; 4], e - KEY_RANGE)
         );
     }
 

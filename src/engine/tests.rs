@@ -5,6 +5,7 @@
 use super::gguf::Gguf;
 use super::kernels::Kernel;
 use super::model::{Group, Model};
+use super::Numerics;
 use crate::container::Schedule;
 use crate::seeded::Seeded;
 
@@ -25,6 +26,17 @@ const LLAMA: Shape = Shape {
     heads: 4,
     kv_heads: 2,
     ff: 128,
+    layers: 2,
+};
+
+/// The Llama model with SmolLM2's head size (64): four key blocks per head, and attention soft
+/// enough that their scales show in the logits.
+const LLAMA_HD64: Shape = Shape {
+    arch: "llama",
+    embd: 128,
+    heads: 2,
+    kv_heads: 1,
+    ff: 256,
     layers: 2,
 };
 
@@ -219,6 +231,10 @@ fn model() -> Model {
     Model::load(&Gguf::from_bytes(synthetic_gguf(7)).expect("parse")).expect("load")
 }
 
+fn model_of(shape: &Shape, seed: u64) -> Model {
+    Model::load(&Gguf::from_bytes(synthetic(shape, seed)).expect("parse")).expect("load")
+}
+
 fn qwen2_model() -> Model {
     Model::load(&Gguf::from_bytes(synthetic(&QWEN2, 8)).expect("parse")).expect("load")
 }
@@ -243,7 +259,11 @@ fn tokens(seed: u64, n: usize) -> Vec<u32> {
 
 /// Runs sequences in lockstep and returns every step's logits per sequence.
 fn run(model: &Model, seqs: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
-    let mut group = Group::new(model, schedule(seqs.len() as u32));
+    run_numerics(model, Numerics::CURRENT, seqs)
+}
+
+fn run_numerics(model: &Model, numerics: Numerics, seqs: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+    let mut group = Group::new(model, schedule(seqs.len() as u32), numerics);
     group.reset(seqs.len());
     let mut out = vec![Vec::new(); seqs.len()];
     let steps = seqs.iter().map(Vec::len).max().unwrap_or(0);
@@ -272,29 +292,49 @@ fn crc(logits: &[Vec<f32>]) -> u32 {
     h.finalize()
 }
 
-/// Runs 40 tokens of seed `seed` on every kernel and requires the logits' CRC to be `pinned`.
-/// Any change to a bit of the portable numerics changes it: that needs a new numerics
-/// identity (engine::NUMERICS) and the spec updated, never just a new number.
-fn assert_pinned(mut m: Model, seed: u64, pinned: u32) {
+/// Runs 40 tokens of seed `seed` on every kernel in each version of the arithmetic and
+/// requires the logits' CRCs to be `pinned` (`nzip portable 1`, `nzip portable 2`). Any
+/// change to a bit of the portable numerics changes one: that needs a new numerics identity
+/// (engine::Numerics) and the spec updated, never just a new number, and the old versions
+/// keep their pins so that their archives keep decoding.
+fn assert_pinned(mut m: Model, seed: u64, pinned: [u32; 2]) {
     for kernel in Kernel::available() {
         m.kernel = kernel;
-        let out = run(&m, &[tokens(seed, 40)]);
-        assert!(out[0].iter().flatten().all(|v| v.is_finite()));
-        let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
-        assert!(spread > 0.1, "logits carry information ({spread})");
-        assert_eq!(crc(&out[0]), pinned, "portable logits moved ({kernel:?})");
+        for (numerics, pinned) in [Numerics::V1, Numerics::V2].into_iter().zip(pinned) {
+            let out = run_numerics(&m, numerics, &[tokens(seed, 40)]);
+            assert!(out[0].iter().flatten().all(|v| v.is_finite()));
+            let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+            assert!(spread > 0.1, "logits carry information ({spread})");
+            assert_eq!(
+                crc(&out[0]),
+                pinned,
+                "portable logits moved ({kernel:?}, {numerics:?})"
+            );
+        }
     }
 }
 
 #[test]
 fn logits_are_pinned_for_every_kernel() {
-    assert_pinned(model(), 1, 0x83e1_9795);
+    assert_pinned(model(), 1, [0x83e1_9795, 0x0911_7c9e]);
 }
 
-/// The Qwen2 path (K-quants, biases, NeoX rotation, head size 128).
+/// Head size 64: `nzip portable 2` scales each 16 dimensions of a cached key on their own, so
+/// its logits differ from `nzip portable 1`'s, and both are pinned.
+#[test]
+fn wide_head_logits_are_pinned_in_both_versions() {
+    let m = model_of(&LLAMA_HD64, 11);
+    let v1 = run_numerics(&m, Numerics::V1, &[tokens(6, 40)]);
+    let v2 = run_numerics(&m, Numerics::V2, &[tokens(6, 40)]);
+    assert!(v1 != v2, "the key blocks change nothing");
+    assert_pinned(m, 6, [0xe65a_9e47, 0xaa69_16ac]);
+}
+
+/// The Qwen2 path (K-quants, biases, NeoX rotation, head size 128; its attention is so
+/// peaked that the two versions agree).
 #[test]
 fn qwen2_logits_are_pinned_for_every_kernel() {
-    assert_pinned(qwen2_model(), 5, 0x21a7_5d93);
+    assert_pinned(qwen2_model(), 5, [0x21a7_5d93, 0x21a7_5d93]);
 }
 
 #[test]

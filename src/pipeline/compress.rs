@@ -23,6 +23,7 @@ use crate::container::{
     write_segment_table, ArchiveWriter, ByteModelKind, ChunkEntry, ChunkKind, CodedChunk, Header,
     ModelSection, VERSION,
 };
+use crate::engine::Numerics;
 use crate::error::{Error, FormatError, Result};
 use crate::models;
 use crate::predict::devices::Placement;
@@ -107,7 +108,13 @@ pub fn compress_stream(
     engine.check_available(None)?;
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let placement = Placement::resolve(&opts.device, opts.workers)?;
-    let workers = Workers::load(&model_file.path, engine, &placement, opts.threads)?;
+    let workers = Workers::load(
+        &model_file.path,
+        engine,
+        Numerics::CURRENT,
+        &placement,
+        opts.threads,
+    )?;
     // A context holds window × seqs positions; an input of fewer chunks than the workers'
     // sequences needs fewer (Qwen 1.5B: 28 KB of KV cache per position), spread so that every
     // worker gets a group.

@@ -614,18 +614,19 @@ fn write(
 /// fingerprint (llama.cpp's) and the vocabulary size. The portable engine's numerics are the
 /// same on every machine.
 fn load_model(m: &ModelSection, opts: &DecompressOptions) -> Result<Workers> {
-    let engine = Engine::for_numerics(&m.numerics);
+    let (engine, numerics) = Engine::for_numerics(&m.numerics)?;
     engine.check_available(Some(&m.numerics))?;
     let file = || models::for_archive(&m.name, &m.sha256, opts.model_path.as_deref(), opts.fetch);
     let workers = if engine == Engine::Portable {
         let placement = Placement::Cpu {
             workers: opts.workers,
         };
-        Workers::load(&file()?.path, engine, &placement, opts.threads)?
+        Workers::load(&file()?.path, engine, numerics, &placement, opts.threads)?
     } else {
         Workers::load(
             &file()?.path,
             engine,
+            numerics,
             &llama_placement(m, opts)?,
             opts.threads,
         )?

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::container::Schedule;
-use crate::engine::{self, PortableModel};
+use crate::engine::{self, Numerics, PortableModel};
 use crate::error::{Error, Result};
 use crate::predict::devices::Placement;
 #[cfg(feature = "llama")]
@@ -24,7 +24,8 @@ pub enum Engine {
     /// features (or GPU); such an archive decodes where that fingerprint matches.
     Llama,
     /// nzip's own integer engine (`engine`, `formats/PORTABLE.md`): the same logits on every
-    /// machine, recorded as [`engine::NUMERICS`].
+    /// machine, recorded as the version of its arithmetic ([`engine::NUMERICS`] for new
+    /// archives).
     Portable,
 }
 
@@ -43,13 +44,21 @@ impl Engine {
         }
     }
 
-    /// The engine that computes the numerics an archive records.
-    pub fn for_numerics(numerics: &str) -> Self {
-        if numerics == engine::NUMERICS {
-            Engine::Portable
-        } else {
-            Engine::Llama
+    /// The engine that computes the numerics an archive records, and for the portable
+    /// engine which version of its arithmetic; a later version than this build knows is
+    /// refused by name rather than taken for llama.cpp's.
+    pub fn for_numerics(numerics: &str) -> Result<(Self, Numerics)> {
+        if let Some(version) = Numerics::parse(numerics) {
+            return Ok((Engine::Portable, version));
         }
+        if Numerics::is_portable_name(numerics) {
+            return Err(Error::Engine(format!(
+                "the archive's LLM chunks were coded with numerics \"{numerics}\", which this \
+                 nzip does not compute (it knows up to \"{}\"): decode it with a newer nzip",
+                engine::NUMERICS
+            )));
+        }
+        Ok((Engine::Llama, Numerics::CURRENT))
     }
 
     /// Whether this build has the engine: a clear refusal where it was built without it.
@@ -72,8 +81,8 @@ enum Models {
     /// One per GPU, or one for the CPU.
     #[cfg(feature = "llama")]
     Llama(Vec<LanguageModel>),
-    /// The portable engine's weights and tokenizer.
-    Portable(Box<PortableModel>),
+    /// The portable engine's weights and tokenizer, and the version of its arithmetic.
+    Portable(Box<PortableModel>, Numerics),
 }
 
 pub(crate) struct Workers {
@@ -85,10 +94,11 @@ pub(crate) struct Workers {
 impl Workers {
     /// Loads the model for `engine` and `placement`; `threads` are shared out between CPU
     /// workers (a GPU worker's threads only feed its device). The portable engine runs on the
-    /// CPU, its workers sharing the run's thread pool.
+    /// CPU, its workers sharing the run's thread pool, computing `numerics`.
     pub fn load(
         path: &Path,
         engine: Engine,
+        numerics: Numerics,
         placement: &Placement,
         threads: usize,
     ) -> Result<Self> {
@@ -102,7 +112,7 @@ impl Workers {
                 Placement::Gpus { .. } => 1,
             };
             return Ok(Self {
-                models: Models::Portable(Box::new(model)),
+                models: Models::Portable(Box::new(model), numerics),
                 slots: vec![(0, threads); workers],
             });
         }
@@ -154,7 +164,7 @@ impl Workers {
         match &self.models {
             #[cfg(feature = "llama")]
             Models::Llama(models) => &models[0],
-            Models::Portable(model) => &model.tokenizer,
+            Models::Portable(model, _) => &model.tokenizer,
         }
     }
 
@@ -162,7 +172,7 @@ impl Workers {
         match &self.models {
             #[cfg(feature = "llama")]
             Models::Llama(models) => models[0].n_vocab(),
-            Models::Portable(model) => model.n_vocab(),
+            Models::Portable(model, _) => model.n_vocab(),
         }
     }
 
@@ -171,7 +181,7 @@ impl Workers {
         match &self.models {
             #[cfg(feature = "llama")]
             Models::Llama(models) => models[0].numerics_fingerprint(),
-            Models::Portable(_) => engine::NUMERICS.into(),
+            Models::Portable(_, numerics) => numerics.name().into(),
         }
     }
 
@@ -185,10 +195,10 @@ impl Workers {
                     model: match &self.models {
                         #[cfg(feature = "llama")]
                         Models::Llama(models) => ModelRef::Llama(&models[model]),
-                        Models::Portable(portable) => {
+                        Models::Portable(portable, numerics) => {
                             // One copy of the weights, shared by every worker.
                             debug_assert_eq!(model, 0);
-                            ModelRef::Portable(portable)
+                            ModelRef::Portable(portable, *numerics)
                         }
                     },
                     threads,
@@ -204,7 +214,7 @@ impl Workers {
 enum ModelRef<'m> {
     #[cfg(feature = "llama")]
     Llama(&'m LanguageModel),
-    Portable(&'m PortableModel),
+    Portable(&'m PortableModel, Numerics),
 }
 
 /// A worker's group runner, made on first use: a group without LLM tokens needs none.
@@ -224,7 +234,9 @@ impl<'m> RunnerSlot<'m> {
             self.runner = Some(match self.model {
                 #[cfg(feature = "llama")]
                 ModelRef::Llama(m) => Runner::Llama(m.group_runner(&self.schedule, self.threads)?),
-                ModelRef::Portable(m) => Runner::Portable(m.group_runner(&self.schedule)),
+                ModelRef::Portable(m, numerics) => {
+                    Runner::Portable(m.group_runner(&self.schedule, numerics))
+                }
             });
         }
         self.runner
