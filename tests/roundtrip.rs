@@ -34,12 +34,19 @@ fn round_trip(data: &[u8]) -> Vec<u8> {
     round_trip_with(data, &opts())
 }
 
+/// An empty input names no model, and compressing it neither fetches nor loads one (here a
+/// model file that does not exist).
 #[test]
 fn empty_input_needs_no_model() {
     let archive = round_trip(b"");
     let a = Archive::parse(&archive).unwrap();
     assert!(a.header.model.is_none());
     assert!(a.index.chunks.is_empty());
+    let missing = CompressOptions {
+        model: "/nonexistent/model.gguf".into(),
+        ..opts()
+    };
+    assert_eq!(round_trip_with(b"", &missing), archive);
 }
 
 #[test]

@@ -284,9 +284,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     if throughput.iter().any(|t| t.tokens[0] > 0) {
         outln!(
-            "\nLLM tokens per second, all files: the model alone (time inside llama.cpp's \
-             decode) and the whole pipeline (wall time, model loading included); the pipeline's \
-             overhead, and the part of it spent in the steps (coding between decode calls)"
+            "\nLLM tokens per second, all files: the model alone (time inside the engine's \
+             steps) and the whole pipeline (wall time, model loading included); the pipeline's \
+             overhead, and the part of it spent in the steps (coding between the engine's calls)"
         );
         outln!(
             "{:<16} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",

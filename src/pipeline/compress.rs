@@ -102,6 +102,10 @@ pub fn compress_stream(
         }
         return finish(writer, size, done);
     }
+    if chunks.at_end()? {
+        // Nothing to code: no model to fetch or load (the archive names none).
+        return finish(writer, size, 0);
+    }
     let engine = opts
         .engine
         .unwrap_or_else(|| Engine::default_for(&opts.model));
