@@ -114,16 +114,36 @@ fn info_prints_every_field() {
         .assert()
         .success()
         .stdout(predicate::str::contains("smollm2-135m-instruct-q4_1"))
-        .stdout(predicate::str::contains("numerics"))
+        .stdout(predicate::str::contains(format!(
+            "numerics         {} (portable: the same logits on every machine)",
+            nzip::engine::NUMERICS
+        )))
         .stdout(predicate::str::contains("window 1024"));
     let json = nzip_stdout(&["info", "--json"], &archive);
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["model"]["engine"], "portable");
     assert_eq!(v["original_bytes"], 56);
     assert_eq!(
         v["model"]["sha256"],
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     );
     assert_eq!(v["chunks"].as_array().unwrap().len(), 1);
+    // llama.cpp's archive says where it decodes.
+    let llama = dir.path().join("llama.nz");
+    nzip()
+        .args(["compress", "--engine", "llama", "-o"])
+        .arg(&llama)
+        .arg(&input)
+        .assert()
+        .success();
+    nzip()
+        .arg("info")
+        .arg(&llama)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "(llama.cpp: decodes where nzip's llama.cpp build computes this fingerprint)",
+        ));
 }
 
 /// `nzip info` on several files, one of them no archive: that one is named, the others are

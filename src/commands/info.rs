@@ -104,6 +104,7 @@ fn describe(data: &[u8]) -> Result<(serde_json::Value, Vec<String>)> {
             "size": m.size,
             "sha256": hex(&m.sha256),
             "numerics": m.numerics,
+            "engine": engine_of(&m.numerics).0,
             "n_vocab": m.n_vocab,
             "token_model": m.token_model.to_string(),
             "schedule": {
@@ -144,7 +145,11 @@ fn describe(data: &[u8]) -> Result<(serde_json::Value, Vec<String>)> {
         Some(m) => {
             lines.push(format!("model            {} ({} bytes)", m.name, m.size));
             lines.push(format!("model sha256     {}", hex(&m.sha256)));
-            lines.push(format!("numerics         {}", m.numerics));
+            let (engine, where_) = engine_of(&m.numerics);
+            lines.push(format!(
+                "numerics         {} ({engine}: {where_})",
+                m.numerics
+            ));
             lines.push(format!("vocabulary       {} tokens", m.n_vocab));
             lines.push(format!("token model      {}", m.token_model));
             let s = &m.schedule;
@@ -174,4 +179,19 @@ fn describe(data: &[u8]) -> Result<(serde_json::Value, Vec<String>)> {
         ));
     }
     Ok((info, lines))
+}
+
+/// The engine an archive's numerics name, and where its LLM chunks decode.
+fn engine_of(numerics: &str) -> (&'static str, &'static str) {
+    use nzip::engine::Numerics;
+    if Numerics::parse(numerics).is_some() {
+        ("portable", "the same logits on every machine")
+    } else if Numerics::is_portable_name(numerics) {
+        ("portable", "a later version than this nzip computes")
+    } else {
+        (
+            "llama.cpp",
+            "decodes where nzip's llama.cpp build computes this fingerprint",
+        )
+    }
 }
