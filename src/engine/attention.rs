@@ -1,5 +1,5 @@
-//! One head's attention over one sequence's KV cache: integer scores (each key's blocks
-//! shifted to its base exponent), a softmax rounded to
+//! One head's attention over one sequence's KV cache: integer scores (each key's 16-dimension
+//! blocks weighted by their multipliers of its base scale), a softmax rounded to
 //! integer weights, and the weighted sum of the int8 values computed exactly
 //! (formats/PORTABLE.md, "One step of one sequence", step 2.3).
 //!
@@ -223,7 +223,9 @@ fn max_finite(values: &[f64]) -> f64 {
 /// length, each with one multiplier m_b per 16 dimensions in `mults`): exact integers, since
 /// q's length is at most 256 and every m_b at most 2^KEY_RANGE.
 fn head_dots(kernel: Kernel, query: &[i8], keys: &[i8], mults: &[i16], out: &mut Vec<i32>) {
-    debug_assert!(query.len() <= 256 && mults.iter().all(|&m| m <= 1 << KEY_RANGE));
+    // The SIMD kernel reads the multipliers through pointers: their count is checked here.
+    assert!(query.len() <= 256 && mults.len() * KEY_SUB_BLOCK == keys.len());
+    debug_assert!(mults.iter().all(|&m| (1..=1 << KEY_RANGE).contains(&m)));
     #[cfg(target_arch = "x86_64")]
     if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) {
         // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
@@ -437,7 +439,7 @@ mod tests {
             let mults: Vec<i16> = (0..positions * hd / KEY_SUB_BLOCK)
                 .map(|_| match extreme {
                     true => 1 << KEY_RANGE,
-                    false => 1 << (next() % (KEY_RANGE as u64 + 1)),
+                    false => 1 + (next() % (1 << KEY_RANGE)) as i16,
                 })
                 .collect();
             let weights: Vec<i32> = (0..positions)

@@ -72,7 +72,9 @@ impl Config {
             || n_embd % ACT_BLOCK != 0
         {
             return Err(ModelError::Unsupported(format!(
-                "{n_embd} dimensions in {n_head} heads ({n_head_kv} for keys), rope over {rope_dim}"
+                "{n_embd} dimensions in {n_head} heads ({n_head_kv} for keys), rope over \
+                 {rope_dim} (heads must be a multiple of {KEY_SUB_BLOCK} and at most 256 \
+                 dimensions, rotated whole; the embedding a multiple of {ACT_BLOCK})"
             )));
         }
         let n_vocab = match g.metadata.get("tokenizer.ggml.tokens") {

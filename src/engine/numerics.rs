@@ -1,10 +1,10 @@
 //! The portable engine's arithmetic outside the integer products: rounding, powers of two,
 //! exp, ln, sin and cos, and the rule that quantizes activations for the integer kernels.
 //!
-//! Every function here is a fixed sequence of IEEE-754 basic operations (+ − × ÷ √ and
-//! conversions, round-to-nearest-even, no fused multiply-add), so it gives the same bits on
-//! every machine and compiler; none calls the platform's libm. formats/NZIP.md ("Portable
-//! numerics") states each one; the constants below are the document's.
+//! Every function here is a fixed sequence of IEEE-754 basic operations (+ − × ÷ √,
+//! conversions and rounding up to an integer, round-to-nearest-even, no fused multiply-add),
+//! so it gives the same bits on every machine and compiler; none calls the platform's libm.
+//! formats/PORTABLE.md states each one; the constants below are the document's.
 
 /// Adding then subtracting 1.5 × 2^52 rounds an f64 of magnitude below 2^51 to an integer,
 /// ties to even (the FPU's default rounding), with no instruction beyond addition.
@@ -150,8 +150,8 @@ impl QuantVec {
     }
 }
 
-/// Quantizes one vector (a cached key or value of one head) to int8 with one power-of-two
-/// scale; returns its exponent. A zero vector gets exponent 0.
+/// Quantizes one head's vector (a cached value, a query; a cached key in numerics 1) to int8
+/// with one power-of-two scale; returns its exponent. A zero vector gets exponent 0.
 pub fn quantize_head(x: &[f32], out: &mut [i8]) -> i32 {
     let amax = x.iter().fold(0.0f32, |m, &v| m.max(finite(v).abs()));
     if amax == 0.0 {
@@ -166,8 +166,8 @@ pub fn quantize_head(x: &[f32], out: &mut [i8]) -> i32 {
     e
 }
 
-/// Dimensions per sub-block of a cached key: each has its own power-of-two scale relative to
-/// the key's base exponent (numerics 2; numerics 1 gives a whole head one scale).
+/// Dimensions per sub-block of a cached key: each has its own integer multiplier of the key's
+/// base power of two (numerics 2; numerics 1 gives a whole head one scale).
 pub const KEY_SUB_BLOCK: usize = 16;
 /// A key block's scale lies at most this many binary orders above the key's base exponent, so
 /// that a head's dot product with every block shifted to the base fits 32 bits for head sizes

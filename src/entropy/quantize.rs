@@ -155,7 +155,7 @@ macro_rules! widest {
 #[cfg(test)]
 static WIDTH_LIMIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 fn width_limit() -> u8 {
     WIDTH_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -183,7 +183,7 @@ impl Drop for WidthLimit {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(all(not(test), target_arch = "x86_64"))]
 #[inline(always)]
 fn width_limit() -> u8 {
     2
@@ -535,6 +535,9 @@ fn heaviest_in(weights: &[u64], start: usize) -> Heaviest {
 /// returns the sum of the `q_i`. `top` bounds the weights. Integer arithmetic only: any
 /// instruction set gives the same bounds.
 fn local_cdf(weights: &[u64], scale: u128, top: u64, bounds: &mut [u32]) -> u64 {
+    // Only x86-64's IFMA path needs the bound.
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = top;
     #[cfg(target_arch = "x86_64")]
     if let Ok(scale) = u64::try_from(scale) {
         if top < 1 << 52
