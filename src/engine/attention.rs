@@ -63,7 +63,7 @@ pub fn attend(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 {
+    if kernel >= Kernel::Avx2 {
         /// The same code compiled for AVX2, so its element-wise loops run 8 lanes wide
         /// (each lane's IEEE operations are the scalar ones: no fused multiply-add).
         #[target_feature(enable = "avx2")]
@@ -85,7 +85,7 @@ pub fn attend(
                 out,
             )
         }
-        // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
+        // SAFETY: `Kernel::Avx2` and wider are only chosen where the CPU has AVX2.
         return unsafe { wide(cache, live, query_values, rotate, scratch, out) };
     }
     attend_with(kernel, cache, live, query_values, rotate, scratch, out)
@@ -227,8 +227,8 @@ fn head_dots(kernel: Kernel, query: &[i8], keys: &[i8], mults: &[i16], out: &mut
     assert!(query.len() <= 256 && mults.len() * KEY_SUB_BLOCK == keys.len());
     debug_assert!(mults.iter().all(|&m| (1..=1 << KEY_RANGE).contains(&m)));
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && query.len().is_multiple_of(32) {
-        // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
+    if kernel >= Kernel::Avx2 && query.len().is_multiple_of(32) {
+        // SAFETY: `Kernel::Avx2` and wider are only chosen where the CPU has AVX2.
         return unsafe { avx2::dots(query, keys, mults, out) };
     }
     let _ = kernel;
@@ -260,8 +260,8 @@ fn head_dots(kernel: Kernel, query: &[i8], keys: &[i8], mults: &[i16], out: &mut
 fn value_sums(kernel: Kernel, values: &[i8], weights: &[i32], total: &mut [i64]) {
     let hd = total.len();
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && hd.is_multiple_of(16) && hd <= 256 {
-        // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2.
+    if kernel >= Kernel::Avx2 && hd.is_multiple_of(16) && hd <= 256 {
+        // SAFETY: `Kernel::Avx2` and wider are only chosen where the CPU has AVX2.
         return unsafe { avx2::value_sums(values, weights, total) };
     }
     let _ = kernel;
