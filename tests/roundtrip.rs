@@ -34,19 +34,28 @@ fn round_trip(data: &[u8]) -> Vec<u8> {
     round_trip_with(data, &opts())
 }
 
-/// An empty input names no model, and compressing it neither fetches nor loads one (here a
-/// model file that does not exist).
+/// An empty input names no model, and compressing it neither fetches nor reads one (here a
+/// "model" file that is not even a GGUF), though a model that does not exist is refused.
 #[test]
 fn empty_input_needs_no_model() {
     let archive = round_trip(b"");
     let a = Archive::parse(&archive).unwrap();
     assert!(a.header.model.is_none());
     assert!(a.index.chunks.is_empty());
+    let not_a_model = CompressOptions {
+        model: concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/README.md").into(),
+        ..opts()
+    };
+    assert_eq!(round_trip_with(b"", &not_a_model), archive);
     let missing = CompressOptions {
         model: "/nonexistent/model.gguf".into(),
         ..opts()
     };
-    assert_eq!(round_trip_with(b"", &missing), archive);
+    let refused = compress(b"", &missing, &|_| {}).unwrap_err();
+    assert!(
+        refused.to_string().contains("/nonexistent/model.gguf"),
+        "{refused}"
+    );
 }
 
 #[test]

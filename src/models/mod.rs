@@ -155,10 +155,23 @@ pub fn resolve(spec: &str, policy: FetchPolicy) -> Result<ModelFile> {
             start_token,
         });
     }
-    Err(Error::UnknownModel {
+    Err(unknown_model(spec))
+}
+
+/// Whether `spec` names a model at all (a manifest name or an existing file), without reading,
+/// hashing or fetching it: what an input with nothing to code still checks.
+pub fn check_spec(spec: &str) -> Result<()> {
+    if manifest(spec).is_some() || Path::new(spec).is_file() {
+        return Ok(());
+    }
+    Err(unknown_model(spec))
+}
+
+fn unknown_model(spec: &str) -> Error {
+    Error::UnknownModel {
         name: spec.to_string(),
         hint: format!("not a file and not one of: {}", names().join(", ")),
-    })
+    }
 }
 
 /// Finds the model an archive needs: `override_path` if given, else the cached manifest model

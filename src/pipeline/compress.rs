@@ -102,14 +102,17 @@ pub fn compress_stream(
         }
         return finish(writer, size, done);
     }
-    if chunks.at_end()? {
-        // Nothing to code: no model to fetch or load (the archive names none).
-        return finish(writer, size, 0);
-    }
     let engine = opts
         .engine
         .unwrap_or_else(|| Engine::default_for(&opts.model));
     engine.check_available(None)?;
+    if chunks.at_end()? {
+        // Nothing to code: the archive names no model, so none is fetched, read or loaded;
+        // but one that cannot be named is still refused, as it would be with bytes (an
+        // options check with no input, as nzip-ray makes, relies on it).
+        models::check_spec(&opts.model)?;
+        return finish(writer, size, 0);
+    }
     let model_file = models::resolve(&opts.model, opts.fetch)?;
     let placement = Placement::resolve(&opts.device, opts.workers)?;
     let workers = Workers::load(
