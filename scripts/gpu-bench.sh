@@ -15,7 +15,9 @@
 # Each call of the device tool carries at most 64 MiB, and a lent machine has 15 minutes in all
 # and goes back after 30 s idle, so the recipe takes two calls, made back to back:
 #   1. carry gpu/bin gpu/src gpu/data gpu/model/part-00; run `scripts/gpu-bench.sh build`
-#   2. carry gpu/model/part-01; run `scripts/gpu-bench.sh join && scripts/gpu-bench.sh run $OUT`
+#   2. carry gpu/model/part-01; run `scripts/gpu-bench.sh join && timeout 420
+#      scripts/gpu-bench.sh run gpu/out; cp gpu/out/*.txt $OUT/` (the tool brings back at most
+#      8 files; the reports are the .txt ones, and the output's tail holds them too)
 # The build skips the flash-attention kernels (nzip turns flash attention off), most of
 # ggml-cuda's compile time. The run does the fastest plans first, so a run cut short still
 # reports the most.
@@ -87,7 +89,7 @@ run() {
     local nzip="$gpu/bin/nzip" input size
     "$nzip" devices | tee "$out/devices.txt"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/devices.txt" || true
-    printf '%-6s %-8s %-10s %-8s %-12s %-12s\n' device S chunk bpb "compress" "decompress" | tee "$out/report.txt"
+    printf '%-13s %-8s %-10s %-8s %-12s %-12s\n' device S chunk bpb "compress" "decompress" | tee "$out/report.txt"
     # S chunks in lockstep need chunks of about size/S bytes for one group to hold the input.
     input="$gpu/data/enwik6"
     if [ -n "${GPU_BENCH_BYTES:-}" ]; then
@@ -115,6 +117,8 @@ run() {
     head -c 32768 "$gpu/data/enwik6" >"$input"
     size=32768
     measure "cpu" 16 2048
+    # nzip's portable engine (its CPU default for SmolLM2) on the same bytes and all the cores.
+    measure "cpu" 16 2048 1 portable
     # A GPU archive must be refused, clearly, on the CPU.
     rm -f "$input"
     if grep -q "auto runs on the CPU" "$out/devices.txt"; then
@@ -126,17 +130,19 @@ run() {
     fi
 }
 
-# measure DEVICE SEQS CHUNK [WORKERS]: one compress and one decompress, checked, with -v's LLM
-# lines.
+# measure DEVICE SEQS CHUNK [WORKERS] [ENGINE]: one compress and one decompress, checked, with
+# -v's LLM lines. The engine is llama.cpp unless told: the portable engine (the CPU default for
+# SmolLM2) has no GPU path yet.
 measure() {
-    local device=$1 seqs=$2 chunk=$3 workers=${4:-1}
+    local device=$1 seqs=$2 chunk=$3 workers=${4:-1} engine=${5:-llama}
     local tag
     tag=$([ "$device" = cpu ] && echo cpu || echo gpu)-$seqs
     [ "$workers" = 1 ] || tag=$tag-w$workers
+    [ "$engine" = llama ] || tag=$tag-$engine
     local archive="$out/$tag.nz" back="$out/$tag.out"
     local t0 t1 t2
     t0=$(date +%s.%N)
-    "$nzip" compress -v -f --device "$device" --workers "$workers" --seqs "$seqs" \
+    "$nzip" compress -v -f --engine "$engine" --device "$device" --workers "$workers" --seqs "$seqs" \
         --chunk-size "$chunk" -o "$archive" "$input" 2>"$out/$tag.compress.log"
     t1=$(date +%s.%N)
     "$nzip" decompress -v -f --device "$device" --workers "$workers" -o "$back" "$archive" \
@@ -145,15 +151,16 @@ measure() {
     cmp "$input" "$back"
     rm -f "$back"
     python3 - "$size" "$(stat -c %s "$archive")" "$t0" "$t1" "$t2" "$device" "$seqs" "$chunk" \
-        "$workers" <<'EOF' | tee -a "$out/report.txt"
+        "$workers" "$engine" <<'EOF' | tee -a "$out/report.txt"
 import sys
 size, packed = int(sys.argv[1]), int(sys.argv[2])
 t0, t1, t2 = map(float, sys.argv[3:6])
-device, seqs, chunk, workers = sys.argv[6:10]
+device, seqs, chunk, workers, engine = sys.argv[6:11]
 seqs = seqs if workers == "1" else f"{int(seqs) // int(workers)}x{workers}"
-mbps = lambda s: size / s / 1e6
-print(f"{device:<6} {seqs:<8} {chunk:<10} {8 * packed / size:<8.4f} "
-      f"{t1 - t0:6.1f} s {mbps(t1 - t0):.3f} MB/s  {t2 - t1:6.1f} s {mbps(t2 - t1):.3f} MB/s")
+device = device if engine == "llama" else f"{device}:{engine}"
+kbps = lambda s: size / s / 1e3
+print(f"{device:<13} {seqs:<8} {chunk:<10} {8 * packed / size:<8.4f} "
+      f"{t1 - t0:6.1f} s {kbps(t1 - t0):7.1f} KB/s  {t2 - t1:6.1f} s {kbps(t2 - t1):7.1f} KB/s")
 EOF
     grep -h "LLM:" "$out/$tag.compress.log" "$out/$tag.decompress.log" | tee -a "$out/report.txt"
 }
