@@ -62,10 +62,10 @@ pub fn row_dot_scalar(m: &Matrix, row: usize, a: &QuantVec) -> i64 {
             let dot: i64 = (h * len..(h + 1) * len)
                 .map(|j| i64::from(m.q_at(row, b, j)) * i64::from(x[j]))
                 .sum();
-            let d = i64::from(m.scale_at(row, b, h));
+            let d = m.scale_at(row, b, h);
             acc = acc.wrapping_add(d.wrapping_mul(dot << a.shift[b]));
         }
-        acc = acc.wrapping_add(i64::from(m.offset_at(row, b)).wrapping_mul(a.sum[b]));
+        acc = acc.wrapping_add(m.offset_at(row, b).wrapping_mul(a.sum[b]));
     }
     acc
 }
@@ -181,7 +181,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::super::numerics::{QuantVec, ACT_BLOCK};
-    use super::super::weights::{BlockKind, Matrix, ROW_GROUP};
+    use super::super::weights::{BlockKind, Matrix, ROW_GROUP, SUPER_BLOCKS};
 
     /// Row group `g` of `m` times every activation vector, into `sums`.
     #[target_feature(enable = "avx2")]
@@ -204,8 +204,10 @@ mod avx2 {
     ) {
         for (a, sum) in acts.iter().zip(sums) {
             *sum = match m.kind {
-                BlockKind::Q4Offset => group_dot_q4::<VNNI>(m, g, a),
-                BlockKind::Q8 | BlockKind::Q8Halves => group_dot_q8::<VNNI>(m, g, a),
+                BlockKind::Q4Offset => group_dot_q4::<VNNI, false>(m, g, a),
+                BlockKind::Q4K => group_dot_q4::<VNNI, true>(m, g, a),
+                BlockKind::Q8 => group_dot_q8::<VNNI>(m, g, a),
+                BlockKind::Q6K => group_dot_q6k::<VNNI>(m, g, a),
             };
         }
     }
@@ -214,6 +216,25 @@ mod avx2 {
     #[inline(always)]
     unsafe fn broadcast4(x: *const i8) -> __m256i {
         _mm256_set1_epi32(std::ptr::read_unaligned(x as *const i32))
+    }
+
+    /// Eight bytes, one per row of the group, widened to 32-bit lanes: unsigned or signed.
+    #[inline(always)]
+    unsafe fn widen8<const SIGNED: bool>(p: *const u8) -> __m256i {
+        let v = _mm_loadl_epi64(p as *const __m128i);
+        if SIGNED {
+            _mm256_cvtepi8_epi32(v)
+        } else {
+            _mm256_cvtepu8_epi32(v)
+        }
+    }
+
+    /// A K-quant block's eight row scales: the super-block's number times the block's
+    /// multiplier in each 32-bit lane (exact: `weights` refuses products beyond 32 bits).
+    #[inline(always)]
+    unsafe fn k_scales<const SIGNED: bool>(numbers: &[i32], at: usize, sub: *const u8) -> __m256i {
+        let d = _mm256_loadu_si256(numbers.as_ptr().add(at) as *const __m256i);
+        _mm256_mullo_epi32(d, widen8::<SIGNED>(sub))
     }
 
     /// Adds `d · v` lane by lane (32-bit v and d, 64-bit products) to the even- and odd-row
@@ -233,11 +254,16 @@ mod avx2 {
         [e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3]]
     }
 
-    /// Q4: the nibbles (0..=15) are the unsigned operand. A pair of products is at most
-    /// 2·15·127 = 3,810 and each 16-bit lane gathers 8 pairs (30,480), so without VNNI a
-    /// whole block sums in 16 bits before one madd widens it.
+    /// Q4_1 and Q4_K (`K`): the nibbles (0..=15) are the unsigned operand. A pair of products
+    /// is at most 2·15·127 = 3,810 and each 16-bit lane gathers 8 pairs (30,480), so without
+    /// VNNI a whole block sums in 16 bits before one madd widens it. Q4_K's block scales and
+    /// offsets are formed from the super-block's numbers and the block's bytes.
     #[inline(always)]
-    unsafe fn group_dot_q4<const VNNI: bool>(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
+    unsafe fn group_dot_q4<const VNNI: bool, const K: bool>(
+        m: &Matrix,
+        g: usize,
+        a: &QuantVec,
+    ) -> [i64; 8] {
         let blocks = m.blocks_per_row();
         let unit_bytes = ROW_GROUP * 16;
         let nibble = _mm256_set1_epi8(0x0f);
@@ -268,22 +294,33 @@ mod avx2 {
             };
             // |block sum| ≤ 32·15·127 shifted by ≤ 12: below 2^31.
             let dots = _mm256_sll_epi32(block, shift);
-            let d = _mm256_loadu_si256(m.scale.as_ptr().add(unit * ROW_GROUP) as *const __m256i);
+            let (d, o) = if K {
+                let at = (g * (blocks / SUPER_BLOCKS) + b / SUPER_BLOCKS) * ROW_GROUP;
+                let sub = m.sub.as_ptr().add(unit * 2 * ROW_GROUP);
+                (
+                    k_scales::<false>(&m.scale, at, sub),
+                    k_scales::<false>(&m.offset, at, sub.add(ROW_GROUP)),
+                )
+            } else {
+                let at = unit * ROW_GROUP;
+                (
+                    _mm256_loadu_si256(m.scale.as_ptr().add(at) as *const __m256i),
+                    _mm256_loadu_si256(m.offset.as_ptr().add(at) as *const __m256i),
+                )
+            };
             scale_add(dots, d, &mut even, &mut odd);
             // Offsets times the block's shifted activation sum (below 2^31: 32·127·2^12).
-            let o = _mm256_loadu_si256(m.offset.as_ptr().add(unit * ROW_GROUP) as *const __m256i);
             scale_add(_mm256_set1_epi32(a.sum[b] as i32), o, &mut even, &mut odd);
         }
         lanes(even, odd)
     }
 
-    /// Q8 (and Q8 with two scales per block): signed weights, so |w| multiplies the
-    /// activations given w's signs. A pair of products is at most 2·128·127 = 32,512, so
-    /// without VNNI each maddubs is widened by madd at once and the sums gather in 32 bits.
+    /// Q8_0: signed weights, so |w| multiplies the activations given w's signs. A pair of
+    /// products is at most 2·128·127 = 32,512, so without VNNI each maddubs is widened by
+    /// madd at once and the sums gather in 32 bits.
     #[inline(always)]
     unsafe fn group_dot_q8<const VNNI: bool>(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
         let blocks = m.blocks_per_row();
-        let halves = m.kind.scales();
         let unit_bytes = ROW_GROUP * 32;
         let ones = _mm256_set1_epi16(1);
         let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
@@ -291,24 +328,77 @@ mod avx2 {
             let unit = g * blocks + b;
             let w = m.q.as_ptr().add(unit * unit_bytes);
             let x = a.q.as_ptr().add(b * ACT_BLOCK);
+            let mut acc = _mm256_setzero_si256();
+            for c in 0..8 {
+                let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
+                let ax = _mm256_sign_epi8(broadcast4(x.add(4 * c)), v);
+                acc = if VNNI {
+                    _mm256_dpbusd_epi32(acc, _mm256_abs_epi8(v), ax)
+                } else {
+                    let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(v), ax);
+                    _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones))
+                };
+            }
+            // |sum| ≤ 32·128·127 = 520,192, shifted by ≤ 12: below 2^31.
+            let dots = _mm256_sll_epi32(acc, _mm_cvtsi32_si128(a.shift[b] as i32));
+            let d = _mm256_loadu_si256(m.scale.as_ptr().add(unit * ROW_GROUP) as *const __m256i);
+            scale_add(dots, d, &mut even, &mut odd);
+        }
+        lanes(even, odd)
+    }
+
+    /// Q6_K: each value's low nibble and top two bits joined into 0..=63 (q + 32), the
+    /// unsigned operand; 32 times the half's activation sum is taken off after. A pair of
+    /// products is at most 2·63·127 = 16,002, so without VNNI two maddubs add in 16 bits
+    /// before a madd widens them.
+    #[inline(always)]
+    unsafe fn group_dot_q6k<const VNNI: bool>(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
+        let blocks = m.blocks_per_row();
+        let unit_bytes = ROW_GROUP * 24;
+        let nibble = _mm256_set1_epi8(0x0f);
+        let top = _mm256_set1_epi8(0x30);
+        let ones = _mm256_set1_epi16(1);
+        let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for b in 0..blocks {
+            let unit = g * blocks + b;
+            let w = m.q.as_ptr().add(unit * unit_bytes);
+            let x = a.q.as_ptr().add(b * ACT_BLOCK);
             let shift = _mm_cvtsi32_si128(a.shift[b] as i32);
-            let per_half = 8 / halves;
-            for h in 0..halves {
+            let at = (g * (blocks / SUPER_BLOCKS) + b / SUPER_BLOCKS) * ROW_GROUP;
+            let sub = m.sub.as_ptr().add(unit * 2 * ROW_GROUP);
+            for h in 0..2 {
+                let bits = _mm256_loadu_si256(w.add(128 + 32 * h) as *const __m256i);
                 let mut acc = _mm256_setzero_si256();
-                for c in h * per_half..(h + 1) * per_half {
+                for c in 2 * h..2 * h + 2 {
                     let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
-                    let ax = _mm256_sign_epi8(broadcast4(x.add(4 * c)), v);
-                    acc = if VNNI {
-                        _mm256_dpbusd_epi32(acc, _mm256_abs_epi8(v), ax)
+                    let bits = if c % 2 == 0 {
+                        bits
                     } else {
-                        let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(v), ax);
-                        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones))
+                        _mm256_srli_epi16(bits, 4)
                     };
+                    let lo = _mm256_or_si256(
+                        _mm256_and_si256(v, nibble),
+                        _mm256_and_si256(_mm256_slli_epi16(bits, 4), top),
+                    );
+                    let hi = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble),
+                        _mm256_and_si256(_mm256_slli_epi16(bits, 2), top),
+                    );
+                    let (x_lo, x_hi) = (broadcast4(x.add(8 * c)), broadcast4(x.add(8 * c + 4)));
+                    if VNNI {
+                        acc = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, lo, x_lo), hi, x_hi);
+                    } else {
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, x_lo),
+                            _mm256_maddubs_epi16(hi, x_hi),
+                        );
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+                    }
                 }
-                // |sum| ≤ 32·128·127 = 520,192, shifted by ≤ 12: below 2^31.
-                let dots = _mm256_sll_epi32(acc, shift);
-                let at = (unit * halves + h) * ROW_GROUP;
-                let d = _mm256_loadu_si256(m.scale.as_ptr().add(at) as *const __m256i);
+                // Σ (q + 32)·a − 32·Σ a; |Σ q·a| ≤ 16·32·127 shifted by ≤ 12: below 2^31.
+                let offset = _mm256_set1_epi32(a.half_sum[2 * b + h] << 5);
+                let dots = _mm256_sll_epi32(_mm256_sub_epi32(acc, offset), shift);
+                let d = k_scales::<true>(&m.scale, at, sub.add(h * ROW_GROUP));
                 scale_add(dots, d, &mut even, &mut odd);
             }
         }
@@ -321,7 +411,7 @@ mod tests {
     use super::*;
 
     /// A block's values, scales and offset, as the test writes them.
-    type PlainBlock = ([i8; 32], [i32; 2], i32);
+    type PlainBlock = ([i8; 32], [i64; 2], i64);
 
     /// Every kernel gives the definition's integers, computed here from the blocks as plain
     /// arrays (so a fault in the interleaved layout shows too): every block kind, rows with
@@ -340,33 +430,53 @@ mod tests {
             (BlockKind::Q4Offset, 1536),
             (BlockKind::Q8, 576),
             (BlockKind::Q8, 96),
-            (BlockKind::Q8Halves, 256),
+            (BlockKind::Q4K, 256),
+            (BlockKind::Q4K, 1536),
+            (BlockKind::Q6K, 512),
         ] {
             let rows = 13;
             let blocks = cols / 32;
             let (lo, span) = match kind {
-                BlockKind::Q4Offset => (0, 16),
+                BlockKind::Q4Offset | BlockKind::Q4K => (0, 16),
                 BlockKind::Q8 => (-128, 256),
-                BlockKind::Q8Halves => (-32, 64),
+                BlockKind::Q6K => (-32, 64),
             };
-            // [row][block]: values, scales, offset.
-            let plain: Vec<Vec<PlainBlock>> = (0..rows)
-                .map(|_| {
-                    (0..blocks)
-                        .map(|_| {
-                            let q = std::array::from_fn(|_| (lo + (next() % span) as i64) as i8);
-                            let [d0, d1, o] =
-                                std::array::from_fn(|_| (next() % (1 << 24)) as i32 - (1 << 23));
-                            (q, [d0, d1], o)
-                        })
-                        .collect()
-                })
-                .collect();
             let mut m = Matrix::zeros(rows, cols, kind);
-            for (r, row) in plain.iter().enumerate() {
-                for (b, (q, d, o)) in row.iter().enumerate() {
-                    m.set_block(r, b, q, d, *o);
+            // [row][block]: values, scales, offset as the definition sees them.
+            let mut plain: Vec<Vec<PlainBlock>> = Vec::new();
+            for r in 0..rows {
+                let mut row = Vec::new();
+                let (mut d, mut min) = (0i32, 0i32);
+                for b in 0..blocks {
+                    let q: [i8; 32] = std::array::from_fn(|_| (lo + (next() % span) as i64) as i8);
+                    let mut random = |bits: u32| (next() % (1 << bits)) as i32 - (1 << (bits - 1));
+                    if kind.is_k_quant() && b % 8 == 0 {
+                        // Super-block numbers as large as the 32-bit products allow.
+                        (d, min) = (random(24), random(24));
+                        m.set_super(r, b / 8, d, min);
+                    }
+                    let (scales, offset, set) = match kind {
+                        BlockKind::Q4K => {
+                            let (sc, mn) = (random(6) + 32, random(6) + 32);
+                            ([d * sc, 0], min * mn, ([sc, 0], mn))
+                        }
+                        BlockKind::Q6K => {
+                            let (s0, s1) = (random(8), random(8));
+                            ([d * s0, d * s1], 0, ([s0, s1], 0))
+                        }
+                        BlockKind::Q4Offset => {
+                            let [d, o] = std::array::from_fn(|_| random(24));
+                            ([d, 0], o, ([d, 0], o))
+                        }
+                        BlockKind::Q8 => {
+                            let d = random(24);
+                            ([d, 0], 0, ([d, 0], 0))
+                        }
+                    };
+                    m.set_block(r, b, &q, &set.0, set.1);
+                    row.push((q, scales.map(i64::from), i64::from(offset)));
                 }
+                plain.push(row);
             }
             let acts: Vec<QuantVec> = (0..3)
                 .map(|_| {
@@ -389,16 +499,11 @@ mod tests {
                             let mut acc = 0i64;
                             for (b, (q, d, o)) in row.iter().enumerate() {
                                 for (j, &v) in q.iter().enumerate() {
-                                    let d = match kind {
-                                        BlockKind::Q8Halves => d[j / 16],
-                                        _ => d[0],
-                                    };
+                                    let d = d[j * kind.scales() / 32];
                                     let x = i64::from(a.q[b * 32 + j]) << a.shift[b];
-                                    acc += i64::from(d) * i64::from(v) * x;
+                                    acc += d * i64::from(v) * x;
                                 }
-                                if kind == BlockKind::Q4Offset {
-                                    acc += i64::from(*o) * a.sum[b];
-                                }
+                                acc += o * a.sum[b];
                             }
                             to_f32(acc, a)
                         })

@@ -202,9 +202,9 @@ impl Model {
         let m = &self.embedding;
         let row = token as usize;
         for b in 0..m.blocks_per_row() {
-            let offset = i64::from(m.offset_at(row, b));
+            let offset = m.offset_at(row, b);
             for j in 0..ACT_BLOCK {
-                let d = i64::from(m.scale_at(row, b, j * m.kind.scales() / ACT_BLOCK));
+                let d = m.scale_at(row, b, j * m.kind.scales() / ACT_BLOCK);
                 let v = d * i64::from(m.q_at(row, b, j)) + offset;
                 out[b * ACT_BLOCK + j] = (v as f64 * pow2_f64(-24)) as f32;
             }

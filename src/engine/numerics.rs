@@ -111,6 +111,8 @@ pub struct QuantVec {
     pub shift: Vec<u32>,
     /// Per block, `(Σ q) << shift`: the offset term of Q4_1 weights needs it.
     pub sum: Vec<i64>,
+    /// Per 16 values, `Σ q` (not shifted): Q6_K's kernels take 32 from each stored value.
+    pub half_sum: Vec<i32>,
     /// The exponent of the smallest block scale.
     pub base: i32,
 }
@@ -125,6 +127,7 @@ impl QuantVec {
         self.q.resize(x.len(), 0);
         self.shift.resize(blocks, 0);
         self.sum.resize(blocks, 0);
+        self.half_sum.resize(2 * blocks, 0);
         let natural: Vec<Option<i32>> = x
             .chunks_exact(ACT_BLOCK)
             .map(|b| {
@@ -142,6 +145,12 @@ impl QuantVec {
                 let r = round_f64(f64::from(finite(v)) * scale) as i8;
                 *q = r;
                 sum += i64::from(r);
+            }
+            for (h, half) in self.q[b * ACT_BLOCK..][..ACT_BLOCK]
+                .chunks_exact(16)
+                .enumerate()
+            {
+                self.half_sum[2 * b + h] = half.iter().map(|&v| i32::from(v)).sum();
             }
             let shift = (e - self.base) as u32;
             self.shift[b] = shift;

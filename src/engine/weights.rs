@@ -1,6 +1,8 @@
 //! Decodes GGUF tensors into the engine's integer matrices: each row a run of 32-value blocks,
-//! each block its small integers plus its half-precision scale (and offset) as exact integer
-//! multiples of 2^-24. Nothing is rounded here: the matrix is the file's, bit for bit.
+//! each block its small integers plus its scale (and offset) as exact integer multiples of
+//! 2^-24, K-quants keeping the file's two-level scales (a small integer per block times a
+//! half-precision number per 256 values). Nothing is rounded here: the matrix is the file's,
+//! bit for bit, and about as many bytes.
 
 use super::gguf::{Gguf, TensorType};
 use super::numerics::{f16_as_int, f16_to_f32, ACT_BLOCK, ACT_RANGE};
@@ -11,6 +13,11 @@ use super::ModelError;
 /// at once with no horizontal additions. A matrix's last group is padded with zero rows.
 pub const ROW_GROUP: usize = 8;
 
+/// Values per K-quant super-block (Q4_K, Q6_K): eight blocks sharing one half-precision scale.
+pub const SUPER_BLOCK: usize = 256;
+/// Blocks per super-block.
+pub const SUPER_BLOCKS: usize = SUPER_BLOCK / ACT_BLOCK;
+
 /// A weight matrix of `rows` × `cols` (cols contiguous, a whole number of 32-value blocks).
 /// Value j of block b of row r is `scale · q + offset` (see `BlockKind`), each scale and
 /// offset an exact integer multiple of 2^-24: the file's numbers, bit for bit, reordered.
@@ -20,70 +27,93 @@ pub struct Matrix {
     pub kind: BlockKind,
     /// The blocks' integers, one unit of `ROW_GROUP · kind.block_bytes()` bytes per (row group,
     /// block), units in row-group-major order. Within a unit, byte 32c + 4i + t holds
-    /// (row i of the group): Q4 values 8c + t (low nibble) and 8c + 4 + t (high nibble),
-    /// c < 4; Q8 value 4c + t as a signed byte, c < 8.
+    /// (row i of the group): 4-bit values 8c + t (low nibble) and 8c + 4 + t (high nibble),
+    /// c < 4; Q8 value 4c + t as a signed byte, c < 8. Q6_K's values are 6-bit: their low
+    /// four bits as 4-bit values, then 64 bytes of their top two bits, byte 128 + 32c' + 4i + t
+    /// holding those of values 16c' + t, 16c' + 4 + t, 16c' + 8 + t, 16c' + 12 + t from its
+    /// low bits up (c' < 2), i.e. the top bits of nibble byte 32c + 4i + t at bit 4·(c mod 2).
     pub q: Vec<u8>,
-    /// Per unit, `kind.scales()` runs of `ROW_GROUP` scales (one per row): the scale of each
-    /// row's block, or of its first and second 16 values.
+    /// Q4_1, Q8_0: per unit, `ROW_GROUP` block scales (one per row). K-quants: per (row group,
+    /// super-block), `ROW_GROUP` super-block scales d.
     pub scale: Vec<i32>,
-    /// Per unit, Q4's offsets likewise (empty otherwise).
+    /// Q4_1: per unit, `ROW_GROUP` block offsets. Q4_K: per (row group, super-block),
+    /// `ROW_GROUP` negated super-block minimums −dmin. Empty otherwise.
     pub offset: Vec<i32>,
+    /// K-quants: per unit, two runs of `ROW_GROUP` small multipliers of the super-block's
+    /// numbers: Q4_K each row's block scale sc then its minimum mn (6-bit, unsigned); Q6_K
+    /// each row's scales of values 0..16 then 16..32 (signed bytes). Empty otherwise.
+    pub sub: Vec<u8>,
 }
 
 /// How a block's integers make its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockKind {
-    /// w = d·q + m, q in 0..=15 (Q4_1, and Q4_K's sub-blocks).
+    /// w = d·q + m, q in 0..=15, d and m per block (Q4_1).
     Q4Offset,
     /// w = d·q, q in −128..=127 (Q8_0).
     Q8,
-    /// w = d·q with one scale for values 0..16 and another for 16..32, q in −32..=31
-    /// (Q6_K's sub-blocks).
-    Q8Halves,
+    /// w = (d·sc)·q − dmin·mn, q in 0..=15; sc, mn in 0..=63 per block, d and dmin per
+    /// super-block (Q4_K).
+    Q4K,
+    /// w = (d·s)·q, q in −32..=31 stored as q + 32; one signed byte s per 16 values, d per
+    /// super-block (Q6_K).
+    Q6K,
 }
 
 impl BlockKind {
     /// Bytes of `q` per row and block.
     pub fn block_bytes(self) -> usize {
         match self {
-            BlockKind::Q4Offset => 16,
-            BlockKind::Q8 | BlockKind::Q8Halves => 32,
+            BlockKind::Q4Offset | BlockKind::Q4K => 16,
+            BlockKind::Q6K => 24,
+            BlockKind::Q8 => 32,
         }
     }
 
     /// Scales per row and block.
     pub fn scales(self) -> usize {
         match self {
-            BlockKind::Q8Halves => 2,
+            BlockKind::Q6K => 2,
             _ => 1,
         }
+    }
+
+    /// Whether scales come per super-block, times a small integer per block.
+    pub fn is_k_quant(self) -> bool {
+        matches!(self, BlockKind::Q4K | BlockKind::Q6K)
     }
 
     /// The largest |q|.
     fn q_max(self) -> i128 {
         match self {
-            BlockKind::Q4Offset => 15,
+            BlockKind::Q4Offset | BlockKind::Q4K => 15,
             BlockKind::Q8 => 128,
-            BlockKind::Q8Halves => 32,
+            BlockKind::Q6K => 32,
         }
     }
 }
 
 impl Matrix {
-    /// An all-zero matrix, to be filled with `set_block`.
+    /// An all-zero matrix, to be filled with `set_block` (and `set_super` for K-quants).
     pub fn zeros(rows: usize, cols: usize, kind: BlockKind) -> Self {
         debug_assert_eq!(cols % ACT_BLOCK, 0);
+        debug_assert!(!kind.is_k_quant() || cols.is_multiple_of(SUPER_BLOCK));
         let units = rows.div_ceil(ROW_GROUP) * (cols / ACT_BLOCK);
+        let supers = rows.div_ceil(ROW_GROUP) * (cols / SUPER_BLOCK) * ROW_GROUP;
+        let (scales, offsets, sub) = match kind {
+            BlockKind::Q4Offset => (units * ROW_GROUP, units * ROW_GROUP, 0),
+            BlockKind::Q8 => (units * ROW_GROUP, 0, 0),
+            BlockKind::Q4K => (supers, supers, units * 2 * ROW_GROUP),
+            BlockKind::Q6K => (supers, 0, units * 2 * ROW_GROUP),
+        };
         Self {
             rows,
             cols,
             kind,
             q: vec![0; units * ROW_GROUP * kind.block_bytes()],
-            scale: vec![0; units * ROW_GROUP * kind.scales()],
-            offset: match kind {
-                BlockKind::Q4Offset => vec![0; units * ROW_GROUP],
-                _ => Vec::new(),
-            },
+            scale: vec![0; scales],
+            offset: vec![0; offsets],
+            sub: vec![0; sub],
         }
     }
 
@@ -96,6 +126,11 @@ impl Matrix {
         self.rows.div_ceil(ROW_GROUP)
     }
 
+    /// Bytes the matrix holds (integers and scales).
+    pub fn bytes(&self) -> usize {
+        self.q.len() + 4 * (self.scale.len() + self.offset.len()) + self.sub.len()
+    }
+
     /// The unit holding block `b` of `row`, and the row's place in its group.
     #[inline(always)]
     fn unit(&self, row: usize, b: usize) -> (usize, usize) {
@@ -105,13 +140,29 @@ impl Matrix {
         )
     }
 
+    /// Where the super-block scale of block `b` of `row` lies in `scale` (and `offset`).
+    #[inline(always)]
+    fn super_at(&self, row: usize, b: usize) -> usize {
+        let supers = self.cols / SUPER_BLOCK;
+        ((row / ROW_GROUP) * supers + b / SUPER_BLOCKS) * ROW_GROUP + row % ROW_GROUP
+    }
+
     /// Where value j of a row's block lies in its unit: byte, and whether in the high nibble.
     #[inline(always)]
     fn place(&self, i: usize, j: usize) -> (usize, bool) {
         match self.kind {
-            BlockKind::Q4Offset => (32 * (j / 8) + 4 * i + j % 4, j % 8 >= 4),
-            BlockKind::Q8 | BlockKind::Q8Halves => (32 * (j / 4) + 4 * i + j % 4, false),
+            BlockKind::Q4Offset | BlockKind::Q4K | BlockKind::Q6K => {
+                (32 * (j / 8) + 4 * i + j % 4, j % 8 >= 4)
+            }
+            BlockKind::Q8 => (32 * (j / 4) + 4 * i + j % 4, false),
         }
+    }
+
+    /// Where Q6_K's top two bits of value j of a row's block lie in its unit: byte and shift.
+    #[inline(always)]
+    fn place_top(i: usize, j: usize) -> (usize, u32) {
+        let shift = 4 * ((j / 8) % 2) + 2 * usize::from(j % 8 >= 4);
+        (128 + 32 * (j / 16) + 4 * i + j % 4, shift as u32)
     }
 
     /// Value j (0..32) of block `b` of `row` as its integer q.
@@ -119,29 +170,55 @@ impl Matrix {
     pub fn q_at(&self, row: usize, b: usize, j: usize) -> i32 {
         let (unit, i) = self.unit(row, b);
         let (at, high) = self.place(i, j);
-        let byte = self.q[unit * ROW_GROUP * self.kind.block_bytes() + at];
+        let base = unit * ROW_GROUP * self.kind.block_bytes();
+        let byte = self.q[base + at];
+        let nibble = i32::from(if high { byte >> 4 } else { byte & 0x0f });
         match self.kind {
-            BlockKind::Q4Offset => i32::from(if high { byte >> 4 } else { byte & 0x0f }),
-            BlockKind::Q8 | BlockKind::Q8Halves => i32::from(byte as i8),
+            BlockKind::Q4Offset | BlockKind::Q4K => nibble,
+            BlockKind::Q8 => i32::from(byte as i8),
+            BlockKind::Q6K => {
+                let (top_at, shift) = Self::place_top(i, j);
+                let top = i32::from((self.q[base + top_at] >> shift) & 3);
+                (nibble | top << 4) - 32
+            }
         }
     }
 
-    /// The scale of block `b` of `row` (of its half `h` for `Q8Halves`, else h = 0).
+    /// The scale of block `b` of `row` (of its half `h` for two scales per block, else
+    /// h = 0).
     #[inline(always)]
-    pub fn scale_at(&self, row: usize, b: usize, h: usize) -> i32 {
+    pub fn scale_at(&self, row: usize, b: usize, h: usize) -> i64 {
         let (unit, i) = self.unit(row, b);
-        self.scale[(unit * self.kind.scales() + h) * ROW_GROUP + i]
+        let d = |at: usize| i64::from(self.scale[at]);
+        match self.kind {
+            BlockKind::Q4Offset | BlockKind::Q8 => d(unit * ROW_GROUP + i),
+            BlockKind::Q4K => {
+                d(self.super_at(row, b)) * i64::from(self.sub[unit * 2 * ROW_GROUP + i])
+            }
+            BlockKind::Q6K => {
+                let s = self.sub[(unit * 2 + h) * ROW_GROUP + i] as i8;
+                d(self.super_at(row, b)) * i64::from(s)
+            }
+        }
     }
 
     /// The offset of block `b` of `row` (0 for kinds without one).
     #[inline(always)]
-    pub fn offset_at(&self, row: usize, b: usize) -> i32 {
+    pub fn offset_at(&self, row: usize, b: usize) -> i64 {
         let (unit, i) = self.unit(row, b);
-        self.offset.get(unit * ROW_GROUP + i).copied().unwrap_or(0)
+        match self.kind {
+            BlockKind::Q4Offset => i64::from(self.offset[unit * ROW_GROUP + i]),
+            BlockKind::Q4K => {
+                let mn = self.sub[(unit * 2 + 1) * ROW_GROUP + i];
+                i64::from(self.offset[self.super_at(row, b)]) * i64::from(mn)
+            }
+            BlockKind::Q8 | BlockKind::Q6K => 0,
+        }
     }
 
-    /// Sets block `b` of `row`: its 32 integers (in the kind's range), its scale(s) and its
-    /// offset (ignored for kinds without one).
+    /// Sets block `b` of `row`: its 32 integers (in the kind's range) and its scale(s) and
+    /// offset: Q4_1 and Q8_0 the block's own (Q8_0 has no offset), Q4_K its sc and its mn
+    /// as `offset`, Q6_K its two signed multipliers (no offset).
     pub fn set_block(
         &mut self,
         row: usize,
@@ -154,18 +231,50 @@ impl Matrix {
         let base = unit * ROW_GROUP * self.kind.block_bytes();
         for (j, &v) in q.iter().enumerate() {
             let (at, high) = self.place(i, j);
+            let v = match self.kind {
+                BlockKind::Q6K => {
+                    let u = (v + 32) as u8;
+                    let (top_at, shift) = Self::place_top(i, j);
+                    let top = &mut self.q[base + top_at];
+                    *top = (*top & !(3 << shift)) | ((u >> 4) << shift);
+                    u & 0x0f
+                }
+                _ => v as u8,
+            };
             let byte = &mut self.q[base + at];
             match (self.kind, high) {
-                (BlockKind::Q4Offset, false) => *byte = (*byte & 0xf0) | (v as u8 & 0x0f),
-                (BlockKind::Q4Offset, true) => *byte = (*byte & 0x0f) | ((v as u8) << 4),
-                _ => *byte = v as u8,
+                (BlockKind::Q8, _) => *byte = v,
+                (_, false) => *byte = (*byte & 0xf0) | (v & 0x0f),
+                (_, true) => *byte = (*byte & 0x0f) | (v << 4),
             }
         }
-        for (h, &d) in scales.iter().enumerate().take(self.kind.scales()) {
-            self.scale[(unit * self.kind.scales() + h) * ROW_GROUP + i] = d;
+        match self.kind {
+            BlockKind::Q4Offset => {
+                self.scale[unit * ROW_GROUP + i] = scales[0];
+                self.offset[unit * ROW_GROUP + i] = offset;
+            }
+            BlockKind::Q8 => self.scale[unit * ROW_GROUP + i] = scales[0],
+            BlockKind::Q4K => {
+                debug_assert!((0..64).contains(&scales[0]) && (0..64).contains(&offset));
+                self.sub[unit * 2 * ROW_GROUP + i] = scales[0] as u8;
+                self.sub[(unit * 2 + 1) * ROW_GROUP + i] = offset as u8;
+            }
+            BlockKind::Q6K => {
+                for (h, &s) in scales.iter().enumerate().take(2) {
+                    debug_assert!(i8::try_from(s).is_ok());
+                    self.sub[(unit * 2 + h) * ROW_GROUP + i] = s as i8 as u8;
+                }
+            }
         }
-        if self.kind == BlockKind::Q4Offset {
-            self.offset[unit * ROW_GROUP + i] = offset;
+    }
+
+    /// Sets the numbers of super-block `s` of `row` in a K-quant matrix: its scale d and, for
+    /// Q4_K, its negated minimum −dmin (ignored for Q6_K).
+    pub fn set_super(&mut self, row: usize, s: usize, d: i32, min: i32) {
+        let at = self.super_at(row, s * SUPER_BLOCKS);
+        self.scale[at] = d;
+        if self.kind == BlockKind::Q4K {
+            self.offset[at] = min;
         }
     }
 
@@ -222,25 +331,33 @@ impl Matrix {
                 )));
             }
             TensorType::Q4K => {
-                let mut m = Self::zeros(rows, cols, BlockKind::Q4Offset);
+                let mut m = Self::zeros(rows, cols, BlockKind::Q4K);
                 let supers = cols / SUPER_BLOCK;
                 for (n, sb) in bytes.chunks_exact(144).enumerate() {
                     let (d, dmin) = (wide(half(&sb[0..2]))?, wide(half(&sb[2..4]))?);
+                    let (row, s) = (n / supers, n % supers);
+                    m.set_super(row, s, narrow(d)?, narrow(-dmin)?);
                     for (j, (q, sc, mn)) in q4k_sub_blocks(sb).iter().enumerate() {
-                        let (scale, offset) = (narrow(d * sc)?, narrow(-(dmin * mn))?);
-                        m.set_block(n / supers, (n % supers) * 8 + j, q, &[scale], offset);
+                        // The kernels form d·sc and −dmin·mn in 32 bits.
+                        narrow(d * sc)?;
+                        narrow(-(dmin * mn))?;
+                        m.set_block(row, s * SUPER_BLOCKS + j, q, &[*sc as i32], *mn as i32);
                     }
                 }
                 m
             }
             TensorType::Q6K => {
-                let mut m = Self::zeros(rows, cols, BlockKind::Q8Halves);
+                let mut m = Self::zeros(rows, cols, BlockKind::Q6K);
                 let supers = cols / SUPER_BLOCK;
                 for (n, sb) in bytes.chunks_exact(210).enumerate() {
                     let d = wide(half(&sb[208..210]))?;
+                    let (row, s) = (n / supers, n % supers);
+                    m.set_super(row, s, narrow(d)?, 0);
                     for (j, (q, [s0, s1])) in q6k_sub_blocks(sb).iter().enumerate() {
-                        let pair = [narrow(d * s0)?, narrow(d * s1)?];
-                        m.set_block(n / supers, (n % supers) * 8 + j, q, &pair, 0);
+                        narrow(d * s0)?;
+                        narrow(d * s1)?;
+                        let pair = [*s0 as i32, *s1 as i32];
+                        m.set_block(row, s * SUPER_BLOCKS + j, q, &pair, 0);
                     }
                 }
                 m
@@ -260,18 +377,27 @@ impl Matrix {
     /// ACT_RANGE, so the bound follows from the largest scales. Real models are far inside it.
     fn check_accumulator(&self, name: &str) -> Result<(), ModelError> {
         let q_max = self.kind.q_max();
-        let offset_max = self
-            .offset
-            .iter()
-            .map(|v| i128::from(v.unsigned_abs()))
-            .max()
-            .unwrap_or(0);
-        let d_max = self
-            .scale
-            .iter()
-            .map(|v| i128::from(v.unsigned_abs()))
-            .max()
-            .unwrap_or(0);
+        let largest = |v: &[i32]| v.iter().map(|v| i128::from(v.unsigned_abs())).max();
+        // K-quants: the largest super-block number times the largest multiplier (a bound
+        // on every block's scale and offset, formats/PORTABLE.md "Limits").
+        let multipliers = |run: usize| -> i128 {
+            let widest = self.sub.chunks_exact(2 * ROW_GROUP).flat_map(|unit| {
+                unit[run * ROW_GROUP..][..ROW_GROUP]
+                    .iter()
+                    .map(|&v| match self.kind {
+                        BlockKind::Q6K => i128::from((v as i8).unsigned_abs()),
+                        _ => i128::from(v),
+                    })
+            });
+            widest.max().unwrap_or(0)
+        };
+        let (d_max, offset_max) = match self.kind {
+            BlockKind::Q4K => (multipliers(0), multipliers(1)),
+            BlockKind::Q6K => (multipliers(0).max(multipliers(1)), 0),
+            _ => (1, 1),
+        };
+        let d_max = largest(&self.scale).unwrap_or(0) * d_max;
+        let offset_max = largest(&self.offset).unwrap_or(0) * offset_max;
         let block = (ACT_BLOCK as i128 * 127) << ACT_RANGE;
         let worst = (d_max * q_max + offset_max) * block * self.blocks_per_row() as i128;
         if worst >= i128::from(i64::MAX) {
@@ -283,9 +409,6 @@ impl Matrix {
         Ok(())
     }
 }
-
-/// Values per K-quant super-block (Q4_K, Q6_K).
-const SUPER_BLOCK: usize = 256;
 
 /// A Q4_K super-block (144 bytes: d, dmin as f16, 12 bytes of 6-bit scales and mins, 128
 /// bytes of nibbles) as its eight 32-value sub-blocks: (q, sc, m) with w = d·sc·q − dmin·m.
