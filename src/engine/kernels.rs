@@ -90,6 +90,11 @@ pub fn matmul(kernel: Kernel, m: &Matrix, acts: &[&QuantVec], out: &mut [Vec<f32
 /// Row groups per parallel task.
 const TILE_GROUPS: usize = 4;
 
+/// Sequences from which a VNNI group runs the sequences-in-lanes kernel (SmolLM2, 2 KB
+/// chunks: 25% faster in a group of 16, no faster in a group of 4).
+#[cfg(target_arch = "x86_64")]
+const SEQ_LANES_FROM: usize = 8;
+
 /// Several matrices times the same activation vectors: `result[i][s] = ms[i] · acts[s]`. The
 /// matrices' row groups are cut into tiles spread over threads together (one parallel
 /// section, not one per matrix: with a single sequence the sections are short and their
@@ -107,6 +112,10 @@ pub fn matmuls<const N: usize>(
         .enumerate()
         .flat_map(|(i, m)| (0..m.row_groups().div_ceil(TILE_GROUPS)).map(move |t| (i, t)))
         .collect();
+    // A group on VNNI: each row's weights meet eight sequences' activations per instruction.
+    #[cfg(target_arch = "x86_64")]
+    let lanes =
+        (kernel == Kernel::Avx2Vnni && n >= SEQ_LANES_FROM).then(|| avx2::SeqLanes::new(acts));
     let parts: Vec<Vec<f32>> = tiles
         .par_iter()
         .map(|&(i, t)| {
@@ -135,7 +144,12 @@ pub fn matmuls<const N: usize>(
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `Kernel::Avx2Vnni` is only chosen where the CPU has AVX2,
                     // AVX512-VNNI and AVX512-VL (`detect`).
-                    Kernel::Avx2Vnni => unsafe { avx2::group_dots_vnni(m, g, acts, &mut sums) },
+                    Kernel::Avx2Vnni => unsafe {
+                        match &lanes {
+                            Some(lanes) => avx2::group_dots_lanes(m, g, lanes, &mut sums),
+                            _ => avx2::group_dots_vnni(m, g, acts, &mut sums),
+                        }
+                    },
                     #[cfg(not(target_arch = "x86_64"))]
                     Kernel::Avx2 | Kernel::Avx2Vnni => {
                         unreachable!("AVX2 is never detected off x86-64")
@@ -177,6 +191,10 @@ mod avx2 {
     //! bytes times four signed bytes into each 32-bit lane in one instruction, exactly (no
     //! saturation), where AVX2 needs maddubs, an add and a widening madd; the same code is
     //! compiled for both (`VNNI`).
+    //!
+    //! A group on VNNI turns this around (`group_dots_lanes`): sequences across the lanes, so
+    //! that a weight register, unpacked once, is shuffled row by row against eight
+    //! sequences' activations, and only the scales' epilogue runs per sequence.
 
     use std::arch::x86_64::*;
 
@@ -404,6 +422,253 @@ mod avx2 {
         }
         lanes(even, odd)
     }
+
+    /// A group's activations laid out for `group_dots_lanes`: sequences across the lanes.
+    /// Sequences go in quads; a register holds one quad's four sequences twice (low and high
+    /// 128 bits), so that an in-lane shuffle of a weight register, which puts row r's four
+    /// bytes in the low half and row r + 4's in the high half, meets all four sequences.
+    pub struct SeqLanes {
+        seqs: usize,
+        quads: usize,
+        /// Per (block, value quad 0..8, sequence quad): eight i32 lanes, each four activations.
+        x: Vec<i32>,
+        /// Per (block, sequence quad): the activation shift, eight lanes.
+        shift: Vec<i32>,
+        /// Per (block, sequence quad): the block's shifted activation sum (below 2^31:
+        /// 32·127·2^12), eight lanes.
+        sum: Vec<i32>,
+        /// Per (block, half, sequence quad): 32 times the half's activation sum (Q6_K).
+        half_sum: Vec<i32>,
+    }
+
+    impl SeqLanes {
+        pub fn new(acts: &[&QuantVec]) -> Self {
+            let seqs = acts.len();
+            let quads = seqs.div_ceil(4);
+            let blocks = acts[0].shift.len();
+            let mut x = vec![0i32; blocks * 8 * quads * 8];
+            let mut shift = vec![0i32; blocks * quads * 8];
+            let mut sum = vec![0i32; blocks * quads * 8];
+            let mut half_sum = vec![0i32; blocks * 2 * quads * 8];
+            for (s, a) in acts.iter().enumerate() {
+                for b in 0..blocks {
+                    for lane in [s % 4, 4 + s % 4] {
+                        for v in 0..8 {
+                            let four = &a.q[b * ACT_BLOCK + 4 * v..][..4];
+                            let word = i32::from_le_bytes(std::array::from_fn(|t| four[t] as u8));
+                            x[((b * 8 + v) * quads + s / 4) * 8 + lane] = word;
+                        }
+                        shift[(b * quads + s / 4) * 8 + lane] = a.shift[b] as i32;
+                        sum[(b * quads + s / 4) * 8 + lane] = a.sum[b] as i32;
+                        for h in 0..2 {
+                            half_sum[((b * 2 + h) * quads + s / 4) * 8 + lane] =
+                                a.half_sum[2 * b + h] << 5;
+                        }
+                    }
+                }
+            }
+            Self {
+                seqs,
+                quads,
+                x,
+                shift,
+                sum,
+                half_sum,
+            }
+        }
+    }
+
+    /// `quads_dot`'s block kinds.
+    const Q4_1: u8 = 0;
+    const Q4_K: u8 = 1;
+    const Q8_0: u8 = 2;
+    const Q6_K: u8 = 3;
+
+    /// Row group `g` of `m` times every sequence of `lanes`, into `sums`: the same integers as
+    /// `group_dots`, computed with each weight register unpacked once for up to eight
+    /// sequences.
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    pub unsafe fn group_dots_lanes(m: &Matrix, g: usize, lanes: &SeqLanes, sums: &mut [[i64; 8]]) {
+        let mut q = 0;
+        while q < lanes.quads {
+            let wide = lanes.quads - q >= 2;
+            match (m.kind, wide) {
+                (BlockKind::Q4Offset, true) => quads_dot::<2, Q4_1>(m, g, lanes, q, sums),
+                (BlockKind::Q4Offset, false) => quads_dot::<1, Q4_1>(m, g, lanes, q, sums),
+                (BlockKind::Q4K, true) => quads_dot::<2, Q4_K>(m, g, lanes, q, sums),
+                (BlockKind::Q4K, false) => quads_dot::<1, Q4_K>(m, g, lanes, q, sums),
+                (BlockKind::Q8, true) => quads_dot::<2, Q8_0>(m, g, lanes, q, sums),
+                (BlockKind::Q8, false) => quads_dot::<1, Q8_0>(m, g, lanes, q, sums),
+                (BlockKind::Q6K, true) => quads_dot::<2, Q6_K>(m, g, lanes, q, sums),
+                (BlockKind::Q6K, false) => quads_dot::<1, Q6_K>(m, g, lanes, q, sums),
+            }
+            q += if wide { 2 } else { 1 };
+        }
+    }
+
+    /// The `at`-th run of eight i32 lanes of `v`.
+    #[inline(always)]
+    unsafe fn eight(v: &[i32], at: usize) -> __m256i {
+        debug_assert!(v.len() >= 8 * (at + 1));
+        _mm256_loadu_si256(v.as_ptr().add(8 * at) as *const __m256i)
+    }
+
+    /// Lane r (and r + 4) of every 128-bit half in all four of its 32-bit lanes.
+    #[inline(always)]
+    unsafe fn row_pair(v: __m256i, r: usize) -> __m256i {
+        match r {
+            0 => _mm256_shuffle_epi32::<0x00>(v),
+            1 => _mm256_shuffle_epi32::<0x55>(v),
+            2 => _mm256_shuffle_epi32::<0xaa>(v),
+            _ => _mm256_shuffle_epi32::<0xff>(v),
+        }
+    }
+
+    /// QUADS sequence quads from quad `q0` of a KIND matrix, into their rows of `sums`. Per
+    /// block (per half block for Q6_K), per row pair r (rows r and r + 4) and sequence quad,
+    /// one register of 32-bit dot products; then shifted per sequence, times the rows' scales
+    /// into 64-bit totals (even lanes, odd lanes), as `group_dots` does row by row.
+    #[inline(always)]
+    unsafe fn quads_dot<const QUADS: usize, const KIND: u8>(
+        m: &Matrix,
+        g: usize,
+        lanes: &SeqLanes,
+        q0: usize,
+        sums: &mut [[i64; 8]],
+    ) {
+        let blocks = m.blocks_per_row();
+        let unit_bytes = ROW_GROUP * m.kind.block_bytes();
+        let quads = lanes.quads;
+        let nibble = _mm256_set1_epi8(0x0f);
+        let top = _mm256_set1_epi8(0x30);
+        let zero = _mm256_setzero_si256();
+        let mut even = [[zero; QUADS]; 4];
+        let mut odd = [[zero; QUADS]; 4];
+        // Value quads per pass over a block's weights: Q6_K's halves each have their scale.
+        let (passes, quads_per_pass) = match KIND {
+            Q6_K => (2, 4),
+            _ => (1, 8),
+        };
+        for b in 0..blocks {
+            let unit = g * blocks + b;
+            let w = m.q.as_ptr().add(unit * unit_bytes);
+            let at = (g * (blocks / SUPER_BLOCKS) + b / SUPER_BLOCKS) * ROW_GROUP;
+            let sub = m.sub.as_ptr().add(unit * 2 * ROW_GROUP);
+            for h in 0..passes {
+                let mut acc = [[zero; QUADS]; 4];
+                // Two value quads per step: a 4-bit register's nibbles, or two Q8 registers.
+                for step in 0..quads_per_pass / 2 {
+                    let vq = h * quads_per_pass + 2 * step;
+                    let (mut x_a, mut x_b) = ([zero; QUADS], [zero; QUADS]);
+                    for k in 0..QUADS {
+                        x_a[k] = eight(&lanes.x, (b * 8 + vq) * quads + q0 + k);
+                        x_b[k] = eight(&lanes.x, (b * 8 + vq + 1) * quads + q0 + k);
+                    }
+                    if KIND == Q8_0 {
+                        for (i, x) in [x_a, x_b].iter().enumerate() {
+                            let v = _mm256_loadu_si256(w.add(32 * (vq + i)) as *const __m256i);
+                            let magnitude = _mm256_abs_epi8(v);
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let (wv, wm) = (row_pair(v, r), row_pair(magnitude, r));
+                                for (acc, &x) in acc.iter_mut().zip(x) {
+                                    let signed = _mm256_sign_epi8(x, wv);
+                                    *acc = _mm256_dpbusd_epi32(*acc, wm, signed);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let c = vq / 2;
+                    let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
+                    let mut lo = _mm256_and_si256(v, nibble);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                    if KIND == Q6_K {
+                        let bits = _mm256_loadu_si256(w.add(128 + 32 * (c / 2)) as *const __m256i);
+                        let bits = if c % 2 == 0 {
+                            bits
+                        } else {
+                            _mm256_srli_epi16(bits, 4)
+                        };
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(bits, 4), top));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(bits, 2), top));
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let (l, u) = (row_pair(lo, r), row_pair(hi, r));
+                        for k in 0..QUADS {
+                            acc[k] = _mm256_dpbusd_epi32(
+                                _mm256_dpbusd_epi32(acc[k], l, x_a[k]),
+                                u,
+                                x_b[k],
+                            );
+                        }
+                    }
+                }
+                // The rows' scales (and offsets) of this block or half block.
+                let (d, o) = match KIND {
+                    Q4_1 => (
+                        _mm256_loadu_si256(m.scale.as_ptr().add(unit * ROW_GROUP) as *const __m256i),
+                        _mm256_loadu_si256(
+                            m.offset.as_ptr().add(unit * ROW_GROUP) as *const __m256i
+                        ),
+                    ),
+                    Q4_K => (
+                        k_scales::<false>(&m.scale, at, sub),
+                        k_scales::<false>(&m.offset, at, sub.add(ROW_GROUP)),
+                    ),
+                    Q8_0 => (
+                        _mm256_loadu_si256(m.scale.as_ptr().add(unit * ROW_GROUP) as *const __m256i),
+                        zero,
+                    ),
+                    _ => (k_scales::<true>(&m.scale, at, sub.add(h * ROW_GROUP)), zero),
+                };
+                let (mut shift, mut sum, mut half) = ([zero; QUADS], [zero; QUADS], [zero; QUADS]);
+                for k in 0..QUADS {
+                    shift[k] = eight(&lanes.shift, b * quads + q0 + k);
+                    sum[k] = eight(&lanes.sum, b * quads + q0 + k);
+                    if KIND == Q6_K {
+                        half[k] = eight(&lanes.half_sum, (b * 2 + h) * quads + q0 + k);
+                    }
+                }
+                for r in 0..4 {
+                    let (d, o) = (row_pair(d, r), row_pair(o, r));
+                    for k in 0..QUADS {
+                        let mut block = acc[r][k];
+                        if KIND == Q6_K {
+                            // Σ (q + 32)·a − 32·Σ a over the half.
+                            block = _mm256_sub_epi32(block, half[k]);
+                        }
+                        // Below 2^31 once shifted by ≤ 12, as in `group_dots`.
+                        let dots = _mm256_sllv_epi32(block, shift[k]);
+                        let mut e = _mm256_mul_epi32(dots, d);
+                        let mut f = _mm256_mul_epi32(_mm256_srli_epi64(dots, 32), d);
+                        if KIND == Q4_1 || KIND == Q4_K {
+                            e = _mm256_add_epi64(e, _mm256_mul_epi32(sum[k], o));
+                            let sum_odd = _mm256_srli_epi64(sum[k], 32);
+                            f = _mm256_add_epi64(f, _mm256_mul_epi32(sum_odd, o));
+                        }
+                        even[r][k] = _mm256_add_epi64(even[r][k], e);
+                        odd[r][k] = _mm256_add_epi64(odd[r][k], f);
+                    }
+                }
+            }
+        }
+        // Per row pair r: the even 64-bit lanes hold (row r, sequence 0), (r, 2), (r + 4, 0),
+        // (r + 4, 2) of the quad, the odd ones sequences 1 and 3 likewise.
+        for k in 0..QUADS {
+            for r in 0..4 {
+                for (first, v) in [(0, even[r][k]), (1, odd[r][k])] {
+                    let mut t = [0i64; 4];
+                    _mm256_storeu_si256(t.as_mut_ptr() as *mut __m256i, v);
+                    for (at, &total) in t.iter().enumerate() {
+                        let s = 4 * (q0 + k) + 2 * (at % 2) + first;
+                        if s < lanes.seqs {
+                            sums[s][r + 4 * (at / 2)] = total;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -415,7 +680,8 @@ mod tests {
 
     /// Every kernel gives the definition's integers, computed here from the blocks as plain
     /// arrays (so a fault in the interleaved layout shows too): every block kind, rows with
-    /// and without a tail of quads, a padded last row group, several sequences at once.
+    /// and without a tail of quads, a padded last row group, nine sequences at once (a group: two
+    /// sequence quads and a padded third in the lanes kernel).
     #[test]
     fn kernels_agree_with_the_definition() {
         let mut seed = 0x1234_5678_9abc_def0u64;
@@ -478,7 +744,7 @@ mod tests {
                 }
                 plain.push(row);
             }
-            let acts: Vec<QuantVec> = (0..3)
+            let acts: Vec<QuantVec> = (0..9)
                 .map(|_| {
                     let x: Vec<f32> = (0..cols)
                         .map(|i| {

@@ -337,21 +337,26 @@ fn qwen2_logits_are_pinned_for_every_kernel() {
     assert_pinned(qwen2_model(), 5, [0x21a7_5d93, 0x21a7_5d93]);
 }
 
+/// A group of 16 runs other kernels than a chunk alone (on VNNI, sequences across the lanes),
+/// so each kernel, both architectures and the first, a middle and the last slot are tried.
 #[test]
 fn a_chunk_computes_the_same_bits_alone_or_in_any_slot() {
-    let m = model();
-    let mine = tokens(2, 40);
-    let alone = run(&m, std::slice::from_ref(&mine));
-    for slot in 0..3 {
-        let mut group: Vec<Vec<u32>> = (0..3)
-            .map(|i| tokens(10 + i, 25 + 7 * i as usize))
-            .collect();
-        group[slot] = mine.clone();
-        let together = run(&m, &group);
-        assert!(
-            together[slot] == alone[0],
-            "slot {slot} of 3 differs from alone"
-        );
+    for mut m in [model(), qwen2_model()] {
+        for kernel in Kernel::available() {
+            m.kernel = kernel;
+            let mine = tokens(2, 40);
+            let alone = run(&m, std::slice::from_ref(&mine));
+            for slot in [0, 6, 15] {
+                let mut group: Vec<Vec<u32>> =
+                    (0..16).map(|i| tokens(10 + i, 25 + i as usize)).collect();
+                group[slot] = mine.clone();
+                let together = run(&m, &group);
+                assert!(
+                    together[slot] == alone[0],
+                    "{kernel:?}: slot {slot} of 16 differs from alone"
+                );
+            }
+        }
     }
 }
 
