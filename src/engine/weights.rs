@@ -229,23 +229,36 @@ impl Matrix {
     ) {
         let (unit, i) = self.unit(row, b);
         let base = unit * ROW_GROUP * self.kind.block_bytes();
-        for (j, &v) in q.iter().enumerate() {
-            let (at, high) = self.place(i, j);
-            let v = match self.kind {
-                BlockKind::Q6K => {
-                    let u = (v + 32) as u8;
-                    let (top_at, shift) = Self::place_top(i, j);
-                    let top = &mut self.q[base + top_at];
-                    *top = (*top & !(3 << shift)) | ((u >> 4) << shift);
-                    u & 0x0f
+        // Whole bytes, each written once (the layout of `q`, which `place` and `place_top`
+        // read back): loading a model packs every value here.
+        let unit_q = &mut self.q[base..][..ROW_GROUP * self.kind.block_bytes()];
+        match self.kind {
+            BlockKind::Q8 => {
+                for c in 0..8 {
+                    for t in 0..4 {
+                        unit_q[32 * c + 4 * i + t] = q[4 * c + t] as u8;
+                    }
                 }
-                _ => v as u8,
-            };
-            let byte = &mut self.q[base + at];
-            match (self.kind, high) {
-                (BlockKind::Q8, _) => *byte = v,
-                (_, false) => *byte = (*byte & 0xf0) | (v & 0x0f),
-                (_, true) => *byte = (*byte & 0x0f) | (v << 4),
+            }
+            BlockKind::Q4Offset | BlockKind::Q4K | BlockKind::Q6K => {
+                // Q6_K stores q + 32 (0..=63): its low nibble here, its top bits below.
+                let bias = if self.kind == BlockKind::Q6K { 32 } else { 0 };
+                let u = |j: usize| (q[j] + bias) as u8;
+                for c in 0..4 {
+                    for t in 0..4 {
+                        let (low, high) = (u(8 * c + t), u(8 * c + 4 + t));
+                        unit_q[32 * c + 4 * i + t] = (low & 0x0f) | (high & 0x0f) << 4;
+                    }
+                }
+                if self.kind == BlockKind::Q6K {
+                    for half in 0..2 {
+                        for t in 0..4 {
+                            let top = |j: usize| (u(16 * half + j + t) >> 4) & 3;
+                            unit_q[128 + 32 * half + 4 * i + t] =
+                                top(0) | top(4) << 2 | top(8) << 4 | top(12) << 6;
+                        }
+                    }
+                }
             }
         }
         match self.kind {
@@ -369,6 +382,7 @@ impl Matrix {
             }
         };
         matrix.check_accumulator(name)?;
+        gguf.release(name);
         Ok(matrix)
     }
 
