@@ -16,8 +16,9 @@
 # and goes back after 30 s idle, so the recipe takes two calls, made back to back:
 #   1. carry gpu/bin gpu/src gpu/data gpu/model/part-00; run `scripts/gpu-bench.sh build`
 #   2. carry gpu/model/part-01; run `scripts/gpu-bench.sh join && timeout 420
-#      scripts/gpu-bench.sh run gpu/out; cp gpu/out/*.txt $OUT/` (the tool brings back at most
-#      8 files; the reports are the .txt ones, and the output's tail holds them too)
+#      scripts/gpu-bench.sh run gpu/out; rc=$?; cp gpu/out/*.txt $OUT/; exit $rc` (the tool
+#      brings back at most 8 files; the reports are the .txt ones, the output's tail holds
+#      them too, and the exit status stays the run's)
 # The build skips the flash-attention kernels (nzip turns flash attention off), most of
 # ggml-cuda's compile time. The run does the fastest plans first, so a run cut short still
 # reports the most.
@@ -169,7 +170,7 @@ case "${1:-}" in
 pack | build | join) "$1" ;;
 run) run "${2:-}" ;;
 *)
-    sed -n '2,25p' "$0"
+    sed -n '2,/^set -euo/p' "$0" | sed '$d'
     exit 2
     ;;
 esac

@@ -112,10 +112,7 @@ pub fn matmuls<const N: usize>(
         .enumerate()
         .flat_map(|(i, m)| (0..m.row_groups().div_ceil(TILE_GROUPS)).map(move |t| (i, t)))
         .collect();
-    // A group on VNNI: each row's weights meet eight sequences' activations per instruction.
-    #[cfg(target_arch = "x86_64")]
-    let lanes =
-        (kernel == Kernel::Avx2Vnni && n >= SEQ_LANES_FROM).then(|| avx2::SeqLanes::new(acts));
+    let products = Products::new(kernel, acts);
     let parts: Vec<Vec<f32>> = tiles
         .par_iter()
         .map(|&(i, t)| {
@@ -125,36 +122,7 @@ pub fn matmuls<const N: usize>(
             let mut part = vec![0.0f32; rows.len() * n];
             let mut sums = vec![[0i64; ROW_GROUP]; n];
             for g in groups {
-                match kernel {
-                    Kernel::Scalar => {
-                        for (s, a) in sums.iter_mut().zip(acts) {
-                            for (i, v) in s.iter_mut().enumerate() {
-                                let row = g * ROW_GROUP + i;
-                                *v = if row < m.rows {
-                                    row_dot_scalar(m, row, a)
-                                } else {
-                                    0
-                                };
-                            }
-                        }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2 (`detect`).
-                    Kernel::Avx2 => unsafe { avx2::group_dots(m, g, acts, &mut sums) },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `Kernel::Avx2Vnni` is only chosen where the CPU has AVX2,
-                    // AVX512-VNNI and AVX512-VL (`detect`).
-                    Kernel::Avx2Vnni => unsafe {
-                        match &lanes {
-                            Some(lanes) => avx2::group_dots_lanes(m, g, lanes, &mut sums),
-                            _ => avx2::group_dots_vnni(m, g, acts, &mut sums),
-                        }
-                    },
-                    #[cfg(not(target_arch = "x86_64"))]
-                    Kernel::Avx2 | Kernel::Avx2Vnni => {
-                        unreachable!("AVX2 is never detected off x86-64")
-                    }
-                }
+                products.row_group(m, g, &mut sums);
                 for (s, (group_sums, a)) in sums.iter().zip(acts).enumerate() {
                     for (i, &sum) in group_sums.iter().enumerate() {
                         let row = g * ROW_GROUP + i;
@@ -176,6 +144,65 @@ pub fn matmuls<const N: usize>(
         }
     }
     out
+}
+
+/// One set of activation vectors ready for a kernel's row-group products: for a VNNI group,
+/// also laid out with sequences across the lanes.
+struct Products<'a> {
+    kernel: Kernel,
+    acts: &'a [&'a QuantVec],
+    #[cfg(target_arch = "x86_64")]
+    lanes: Option<avx2::SeqLanes>,
+}
+
+impl<'a> Products<'a> {
+    fn new(kernel: Kernel, acts: &'a [&'a QuantVec]) -> Self {
+        Self {
+            kernel,
+            acts,
+            // A group on VNNI: each row's weights meet eight sequences' activations per
+            // instruction.
+            #[cfg(target_arch = "x86_64")]
+            lanes: (kernel == Kernel::Avx2Vnni && acts.len() >= SEQ_LANES_FROM)
+                .then(|| avx2::SeqLanes::new(acts)),
+        }
+    }
+
+    /// Row group `g` of `m` times every activation vector, as exact integers: `sums[s][i]`
+    /// for row `g · ROW_GROUP + i` (0 for a padded row).
+    fn row_group(&self, m: &Matrix, g: usize, sums: &mut [[i64; ROW_GROUP]]) {
+        let acts = self.acts;
+        match self.kernel {
+            Kernel::Scalar => {
+                for (s, a) in sums.iter_mut().zip(acts) {
+                    for (i, v) in s.iter_mut().enumerate() {
+                        let row = g * ROW_GROUP + i;
+                        *v = if row < m.rows {
+                            row_dot_scalar(m, row, a)
+                        } else {
+                            0
+                        };
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx2` is only chosen where the CPU has AVX2 (`detect`).
+            Kernel::Avx2 => unsafe { avx2::group_dots(m, g, acts, sums) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx2Vnni` is only chosen where the CPU has AVX2, AVX512-VNNI
+            // and AVX512-VL (`detect`).
+            Kernel::Avx2Vnni => unsafe {
+                match &self.lanes {
+                    Some(lanes) => avx2::group_dots_lanes(m, g, lanes, sums),
+                    _ => avx2::group_dots_vnni(m, g, acts, sums),
+                }
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 | Kernel::Avx2Vnni => {
+                unreachable!("AVX2 is never detected off x86-64")
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -430,6 +457,7 @@ mod avx2 {
     pub struct SeqLanes {
         seqs: usize,
         quads: usize,
+        blocks: usize,
         /// Per (block, value quad 0..8, sequence quad): eight i32 lanes, each four activations.
         x: Vec<i32>,
         /// Per (block, sequence quad): the activation shift, eight lanes.
@@ -470,6 +498,7 @@ mod avx2 {
             Self {
                 seqs,
                 quads,
+                blocks,
                 x,
                 shift,
                 sum,
@@ -489,6 +518,13 @@ mod avx2 {
     /// sequences.
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     pub unsafe fn group_dots_lanes(m: &Matrix, g: usize, lanes: &SeqLanes, sums: &mut [[i64; 8]]) {
+        // The loads below are unchecked: the activations must be the matrix's width.
+        assert_eq!(
+            lanes.blocks,
+            m.blocks_per_row(),
+            "activations of another width"
+        );
+        assert!(sums.len() >= lanes.seqs);
         let mut q = 0;
         while q < lanes.quads {
             let wide = lanes.quads - q >= 2;
@@ -553,7 +589,8 @@ mod avx2 {
             let unit = g * blocks + b;
             let w = m.q.as_ptr().add(unit * unit_bytes);
             let at = (g * (blocks / SUPER_BLOCKS) + b / SUPER_BLOCKS) * ROW_GROUP;
-            let sub = m.sub.as_ptr().add(unit * 2 * ROW_GROUP);
+            // Only K-quants have `sub` (wrapping: no pointer past an empty one is formed).
+            let sub = m.sub.as_ptr().wrapping_add(unit * 2 * ROW_GROUP);
             for h in 0..passes {
                 let mut acc = [[zero; QUADS]; 4];
                 // Two value quads per step: a 4-bit register's nibbles, or two Q8 registers.
@@ -680,8 +717,8 @@ mod tests {
 
     /// Every kernel gives the definition's integers, computed here from the blocks as plain
     /// arrays (so a fault in the interleaved layout shows too): every block kind, rows with
-    /// and without a tail of quads, a padded last row group, nine sequences at once (a group: two
-    /// sequence quads and a padded third in the lanes kernel).
+    /// and without a tail of quads, a padded last row group, three and nine sequences at once,
+    /// compared as exact integers.
     #[test]
     fn kernels_agree_with_the_definition() {
         let mut seed = 0x1234_5678_9abc_def0u64;
@@ -756,7 +793,8 @@ mod tests {
                     a
                 })
                 .collect();
-            let want: Vec<Vec<f32>> = acts
+            // The definition's integers, [sequence][row].
+            let want: Vec<Vec<i64>> = acts
                 .iter()
                 .map(|a| {
                     plain
@@ -771,16 +809,37 @@ mod tests {
                                 }
                                 acc += o * a.sum[b];
                             }
-                            to_f32(acc, a)
+                            acc
                         })
                         .collect()
                 })
                 .collect();
-            let refs: Vec<&QuantVec> = acts.iter().collect();
-            for kernel in Kernel::available() {
-                let mut out = vec![Vec::new(); acts.len()];
-                matmul(kernel, &m, &refs, &mut out);
-                assert_eq!(out, want, "{kernel:?} {kind:?} {cols}");
+            // Three sequences take the per-sequence kernels, nine (two quads and a padded
+            // third) the lanes kernel on VNNI.
+            for seqs in [3, 9] {
+                let refs: Vec<&QuantVec> = acts[..seqs].iter().collect();
+                for kernel in Kernel::available() {
+                    let products = Products::new(kernel, &refs);
+                    let mut sums = vec![[0i64; ROW_GROUP]; seqs];
+                    let mut got: Vec<Vec<i64>> = vec![Vec::new(); seqs];
+                    for g in 0..m.row_groups() {
+                        products.row_group(&m, g, &mut sums);
+                        for (out, group) in got.iter_mut().zip(&sums) {
+                            out.extend(group.iter().take(rows - (g * ROW_GROUP).min(rows)));
+                        }
+                    }
+                    let label = format!("{kernel:?} {kind:?} {cols} columns, {seqs} sequences");
+                    assert_eq!(got, want[..seqs], "{label}");
+                    // And through the threaded product, to f32.
+                    let mut out = vec![Vec::new(); seqs];
+                    matmul(kernel, &m, &refs, &mut out);
+                    let floats: Vec<Vec<f32>> = want[..seqs]
+                        .iter()
+                        .zip(&refs)
+                        .map(|(row, a)| row.iter().map(|&v| to_f32(v, a)).collect())
+                        .collect();
+                    assert_eq!(out, floats, "{label}");
+                }
             }
         }
     }

@@ -109,7 +109,7 @@ pub struct QuantVec {
     pub q: Vec<i8>,
     /// Per block, 0..=ACT_RANGE.
     pub shift: Vec<u32>,
-    /// Per block, `(Σ q) << shift`: the offset term of Q4_1 weights needs it.
+    /// Per block, `(Σ q) << shift`: the offset term of Q4_1 and Q4_K weights needs it.
     pub sum: Vec<i64>,
     /// Per 16 values, `Σ q` (not shifted): Q6_K's kernels take 32 from each stored value.
     pub half_sum: Vec<i32>,

@@ -126,11 +126,6 @@ impl Matrix {
         self.rows.div_ceil(ROW_GROUP)
     }
 
-    /// Bytes the matrix holds (integers and scales).
-    pub fn bytes(&self) -> usize {
-        self.q.len() + 4 * (self.scale.len() + self.offset.len()) + self.sub.len()
-    }
-
     /// The unit holding block `b` of `row`, and the row's place in its group.
     #[inline(always)]
     fn unit(&self, row: usize, b: usize) -> (usize, usize) {
@@ -314,6 +309,12 @@ impl Matrix {
         let wide = |bits: u16| f16_as_int(bits).ok_or_else(|| bad("infinite or NaN scale".into()));
         let narrow =
             |v: i64| i32::try_from(v).map_err(|_| bad("block scale of 128 or more".into()));
+        // A super-block number beyond 32 bits passes the checks above only when every
+        // multiplier of its super-block is 0: then 0 makes the same products.
+        let super_number = |v: i64| i32::try_from(v).unwrap_or(0);
+        // K-quants: the largest |scale| and |offset| of a block (the others' come from their
+        // arrays).
+        let mut k_max = (0u32, 0u32);
         let mut q = [0i8; ACT_BLOCK];
         let matrix = match info.kind {
             TensorType::Q4_1 => {
@@ -349,13 +350,13 @@ impl Matrix {
                 for (n, sb) in bytes.chunks_exact(144).enumerate() {
                     let (d, dmin) = (wide(half(&sb[0..2]))?, wide(half(&sb[2..4]))?);
                     let (row, s) = (n / supers, n % supers);
-                    m.set_super(row, s, narrow(d)?, narrow(-dmin)?);
                     for (j, (q, sc, mn)) in q4k_sub_blocks(sb).iter().enumerate() {
-                        // The kernels form d·sc and −dmin·mn in 32 bits.
-                        narrow(d * sc)?;
-                        narrow(-(dmin * mn))?;
+                        // The block's scale and offset, as the kernels form them in 32 bits.
+                        k_max.0 = k_max.0.max(narrow(d * sc)?.unsigned_abs());
+                        k_max.1 = k_max.1.max(narrow(-(dmin * mn))?.unsigned_abs());
                         m.set_block(row, s * SUPER_BLOCKS + j, q, &[*sc as i32], *mn as i32);
                     }
+                    m.set_super(row, s, super_number(d), super_number(-dmin));
                 }
                 m
             }
@@ -365,13 +366,14 @@ impl Matrix {
                 for (n, sb) in bytes.chunks_exact(210).enumerate() {
                     let d = wide(half(&sb[208..210]))?;
                     let (row, s) = (n / supers, n % supers);
-                    m.set_super(row, s, narrow(d)?, 0);
                     for (j, (q, [s0, s1])) in q6k_sub_blocks(sb).iter().enumerate() {
-                        narrow(d * s0)?;
-                        narrow(d * s1)?;
+                        for v in [d * s0, d * s1] {
+                            k_max.0 = k_max.0.max(narrow(v)?.unsigned_abs());
+                        }
                         let pair = [*s0 as i32, *s1 as i32];
                         m.set_block(row, s * SUPER_BLOCKS + j, q, &pair, 0);
                     }
+                    m.set_super(row, s, super_number(d), 0);
                 }
                 m
             }
@@ -381,7 +383,12 @@ impl Matrix {
                 )))
             }
         };
-        matrix.check_accumulator(name)?;
+        let largest = |v: &[i32]| v.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let (d_max, offset_max) = match matrix.kind {
+            BlockKind::Q4K | BlockKind::Q6K => k_max,
+            _ => (largest(&matrix.scale), largest(&matrix.offset)),
+        };
+        matrix.check_accumulator(name, d_max, offset_max)?;
         gguf.release(name);
         Ok(matrix)
     }
@@ -389,29 +396,9 @@ impl Matrix {
     /// Refuses a matrix whose row sums could overflow the kernels' 64-bit accumulator: each
     /// block adds at most |d|·|Σ q·a| + |m|·|Σ a| with activations below 128 shifted by up to
     /// ACT_RANGE, so the bound follows from the largest scales. Real models are far inside it.
-    fn check_accumulator(&self, name: &str) -> Result<(), ModelError> {
+    fn check_accumulator(&self, name: &str, d_max: u32, offset_max: u32) -> Result<(), ModelError> {
         let q_max = self.kind.q_max();
-        let largest = |v: &[i32]| v.iter().map(|v| i128::from(v.unsigned_abs())).max();
-        // K-quants: the largest super-block number times the largest multiplier (a bound
-        // on every block's scale and offset, formats/PORTABLE.md "Limits").
-        let multipliers = |run: usize| -> i128 {
-            let widest = self.sub.chunks_exact(2 * ROW_GROUP).flat_map(|unit| {
-                unit[run * ROW_GROUP..][..ROW_GROUP]
-                    .iter()
-                    .map(|&v| match self.kind {
-                        BlockKind::Q6K => i128::from((v as i8).unsigned_abs()),
-                        _ => i128::from(v),
-                    })
-            });
-            widest.max().unwrap_or(0)
-        };
-        let (d_max, offset_max) = match self.kind {
-            BlockKind::Q4K => (multipliers(0), multipliers(1)),
-            BlockKind::Q6K => (multipliers(0).max(multipliers(1)), 0),
-            _ => (1, 1),
-        };
-        let d_max = largest(&self.scale).unwrap_or(0) * d_max;
-        let offset_max = largest(&self.offset).unwrap_or(0) * offset_max;
+        let (d_max, offset_max) = (i128::from(d_max), i128::from(offset_max));
         let block = (ACT_BLOCK as i128 * 127) << ACT_RANGE;
         let worst = (d_max * q_max + offset_max) * block * self.blocks_per_row() as i128;
         if worst >= i128::from(i64::MAX) {
