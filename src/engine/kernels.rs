@@ -274,6 +274,32 @@ mod avx2 {
         }
     }
 
+    /// The unsigned operands of nibble register `c` (0..4) of a 4-bit unit at `w`: values
+    /// 8c..8c + 4 and 8c + 4..8c + 8 of each row, one byte each. With `SIX` (Q6_K) each is
+    /// topped with its two bits from byte 128 + 32·(c/2), at bit 4·(c mod 2) and above
+    /// (`Matrix::q`), giving 0..=63.
+    #[inline(always)]
+    unsafe fn unpack<const SIX: bool>(w: *const u8, c: usize) -> (__m256i, __m256i) {
+        let nibble = _mm256_set1_epi8(0x0f);
+        let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
+        let lo = _mm256_and_si256(v, nibble);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        if !SIX {
+            return (lo, hi);
+        }
+        let top = _mm256_set1_epi8(0x30);
+        let bits = _mm256_loadu_si256(w.add(128 + 32 * (c / 2)) as *const __m256i);
+        let bits = if c.is_multiple_of(2) {
+            bits
+        } else {
+            _mm256_srli_epi16(bits, 4)
+        };
+        (
+            _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(bits, 4), top)),
+            _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(bits, 2), top)),
+        )
+    }
+
     /// A K-quant block's eight row scales: the super-block's number times the block's
     /// multiplier in each 32-bit lane (exact: `weights` refuses products beyond 32 bits).
     #[inline(always)]
@@ -311,7 +337,6 @@ mod avx2 {
     ) -> [i64; 8] {
         let blocks = m.blocks_per_row();
         let unit_bytes = ROW_GROUP * 16;
-        let nibble = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for b in 0..blocks {
@@ -320,9 +345,7 @@ mod avx2 {
             let x = a.q.as_ptr().add(b * ACT_BLOCK);
             let mut acc = _mm256_setzero_si256();
             for c in 0..4 {
-                let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
-                let lo = _mm256_and_si256(v, nibble);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                let (lo, hi) = unpack::<false>(w, c);
                 let (x_lo, x_hi) = (broadcast4(x.add(8 * c)), broadcast4(x.add(8 * c + 4)));
                 if VNNI {
                     acc = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, lo, x_lo), hi, x_hi);
@@ -400,8 +423,6 @@ mod avx2 {
     unsafe fn group_dot_q6k<const VNNI: bool>(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
         let blocks = m.blocks_per_row();
         let unit_bytes = ROW_GROUP * 24;
-        let nibble = _mm256_set1_epi8(0x0f);
-        let top = _mm256_set1_epi8(0x30);
         let ones = _mm256_set1_epi16(1);
         let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for b in 0..blocks {
@@ -412,23 +433,9 @@ mod avx2 {
             let at = (g * (blocks / SUPER_BLOCKS) + b / SUPER_BLOCKS) * ROW_GROUP;
             let sub = m.sub.as_ptr().add(unit * 2 * ROW_GROUP);
             for h in 0..2 {
-                let bits = _mm256_loadu_si256(w.add(128 + 32 * h) as *const __m256i);
                 let mut acc = _mm256_setzero_si256();
                 for c in 2 * h..2 * h + 2 {
-                    let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
-                    let bits = if c % 2 == 0 {
-                        bits
-                    } else {
-                        _mm256_srli_epi16(bits, 4)
-                    };
-                    let lo = _mm256_or_si256(
-                        _mm256_and_si256(v, nibble),
-                        _mm256_and_si256(_mm256_slli_epi16(bits, 4), top),
-                    );
-                    let hi = _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble),
-                        _mm256_and_si256(_mm256_slli_epi16(bits, 2), top),
-                    );
+                    let (lo, hi) = unpack::<true>(w, c);
                     let (x_lo, x_hi) = (broadcast4(x.add(8 * c)), broadcast4(x.add(8 * c + 4)));
                     if VNNI {
                         acc = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, lo, x_lo), hi, x_hi);
@@ -575,8 +582,6 @@ mod avx2 {
         let blocks = m.blocks_per_row();
         let unit_bytes = ROW_GROUP * m.kind.block_bytes();
         let quads = lanes.quads;
-        let nibble = _mm256_set1_epi8(0x0f);
-        let top = _mm256_set1_epi8(0x30);
         let zero = _mm256_setzero_si256();
         let mut even = [[zero; QUADS]; 4];
         let mut odd = [[zero; QUADS]; 4];
@@ -615,20 +620,11 @@ mod avx2 {
                         }
                         continue;
                     }
-                    let c = vq / 2;
-                    let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
-                    let mut lo = _mm256_and_si256(v, nibble);
-                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-                    if KIND == Q6_K {
-                        let bits = _mm256_loadu_si256(w.add(128 + 32 * (c / 2)) as *const __m256i);
-                        let bits = if c % 2 == 0 {
-                            bits
-                        } else {
-                            _mm256_srli_epi16(bits, 4)
-                        };
-                        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(bits, 4), top));
-                        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(bits, 2), top));
-                    }
+                    let (lo, hi) = if KIND == Q6_K {
+                        unpack::<true>(w, vq / 2)
+                    } else {
+                        unpack::<false>(w, vq / 2)
+                    };
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let (l, u) = (row_pair(lo, r), row_pair(hi, r));
                         for k in 0..QUADS {
