@@ -3,8 +3,8 @@
 //! the coder uses, and tokens per second, for one chunk alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
 //! sets how much of corpus/alice29.txt each chunk codes, NZIP_BENCH_SEQS (default 16) the
 //! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model), NZIP_BENCH_ONLY
-//! one engine (for profiling); NZIP_BENCH_V1=1 adds the portable engine's first arithmetic
-//! (`nzip portable 1`, one scale per cached key) beside the current one.
+//! one engine (for profiling); NZIP_BENCH_OLD=N adds an earlier version of the portable
+//! engine's arithmetic (`nzip portable N`) beside the current one.
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -111,13 +111,14 @@ fn main() -> nzip::Result<()> {
     for group in groups {
         let mut lr = llama.group_runner(&schedule, 2)?;
         let mut pr = portable.group_runner(&schedule, Numerics::CURRENT);
-        let mut pr1 = portable.group_runner(&schedule, Numerics::V1);
-        let v1 = std::env::var("NZIP_BENCH_V1").is_ok_and(|v| v == "1");
-        let engines = match v1 {
-            true => &["llama.cpp", "portable", "portable 1"][..],
-            false => &["llama.cpp", "portable"][..],
-        };
-        for &engine in engines {
+        let old = std::env::var("NZIP_BENCH_OLD")
+            .ok()
+            .and_then(|n| Numerics::parse(&format!("nzip portable {n}")));
+        let mut pr_old = portable.group_runner(&schedule, old.unwrap_or(Numerics::CURRENT));
+        let old_name = old.map(|n| n.name().trim_start_matches("nzip ").to_string());
+        let mut engines = vec!["llama.cpp", "portable"];
+        engines.extend(old_name.as_deref());
+        for engine in engines {
             if std::env::var("NZIP_BENCH_ONLY").is_ok_and(|only| only != engine) {
                 continue;
             }
@@ -133,9 +134,9 @@ fn main() -> nzip::Result<()> {
             let go = |_, _: &[Scorer]| ControlFlow::Continue(());
             match engine {
                 "llama.cpp" => run_group(&mut lr, &mut scorers, &n, go)?,
-                "portable 1" => pool.install(|| run_group(&mut pr1, &mut scorers, &n, go))?,
                 // On the pool's threads, as the pipeline's workers run it.
-                _ => pool.install(|| run_group(&mut pr, &mut scorers, &n, go))?,
+                "portable" => pool.install(|| run_group(&mut pr, &mut scorers, &n, go))?,
+                _ => pool.install(|| run_group(&mut pr_old, &mut scorers, &n, go))?,
             };
             let took = started.elapsed().as_secs_f64();
             let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();

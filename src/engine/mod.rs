@@ -33,17 +33,21 @@ pub enum Numerics {
     V1,
     /// `nzip portable 2` (2026-12-04): cached keys scaled per block of 16 dimensions.
     V2,
+    /// `nzip portable 3` (2026-12-04): in a vector that only K-quant matrices read, no block's
+    /// exponent lies more than 3 below the largest of its 256 values.
+    V3,
 }
 
 impl Numerics {
-    pub const CURRENT: Numerics = Numerics::V2;
-    const ALL: [Numerics; 2] = [Numerics::V1, Numerics::V2];
+    pub const CURRENT: Numerics = Numerics::V3;
+    const ALL: [Numerics; 3] = [Numerics::V1, Numerics::V2, Numerics::V3];
 
     /// The identity an archive records.
     pub const fn name(self) -> &'static str {
         match self {
             Numerics::V1 => "nzip portable 1",
             Numerics::V2 => "nzip portable 2",
+            Numerics::V3 => "nzip portable 3",
         }
     }
 
@@ -62,7 +66,16 @@ impl Numerics {
     pub fn key_quantizer(self) -> fn(&[f32], &mut [i8], &mut [i16]) -> i32 {
         match self {
             Numerics::V1 => numerics::quantize_key_v1,
-            Numerics::V2 => numerics::quantize_key,
+            Numerics::V2 | Numerics::V3 => numerics::quantize_key,
+        }
+    }
+
+    /// Blocks per exponent of a quantized vector that `readers` multiply.
+    pub fn act_group(self, readers: &[&weights::Matrix]) -> usize {
+        let all_k = readers.iter().all(|m| m.kind.is_k_quant());
+        match self {
+            Numerics::V3 if all_k => numerics::GROUP_BLOCKS,
+            _ => 1,
         }
     }
 }

@@ -369,10 +369,16 @@ impl<'m> Group<'m> {
         let mut proj = vec![Vec::new(); n];
         let mut rotated = vec![0.0f32; hd];
         let (quantize_key, subs) = (self.numerics.key_quantizer(), hd / KEY_SUB_BLOCK);
+        let numerics = self.numerics;
         for (l, layer) in model.layers.iter().enumerate() {
+            // Blocks per exponent of each vector, from the matrices that read it.
+            let attn_in = numerics.act_group(&[&layer.wq, &layer.wk, &layer.wv]);
+            let attn_out = numerics.act_group(&[&layer.wo]);
+            let ffn_in = numerics.act_group(&[&layer.gate, &layer.up]);
+            let ffn_hidden = numerics.act_group(&[&layer.down]);
             for i in 0..n {
                 rms_norm(&x[i], &layer.attn_norm, c.rms_eps, &mut h[i]);
-                acts[i].quantize(&h[i]);
+                acts[i].quantize_grouped(&h[i], attn_in);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
             let [mut q, mut k, mut v] =
@@ -436,7 +442,7 @@ impl<'m> Group<'m> {
                     attend(model.kernel, &cache, &live[i], query, rotate, scratch, out);
                 });
             for i in 0..n {
-                acts[i].quantize(&attn[i]);
+                acts[i].quantize_grouped(&attn[i], attn_out);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
             matmul(model.kernel, &layer.wo, &refs, &mut proj);
@@ -445,7 +451,7 @@ impl<'m> Group<'m> {
                     *a += b;
                 }
                 rms_norm(&x[i], &layer.ffn_norm, c.rms_eps, &mut h[i]);
-                acts[i].quantize(&h[i]);
+                acts[i].quantize_grouped(&h[i], ffn_in);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
             let [gate, up] = matmuls(model.kernel, [&layer.gate, &layer.up], &refs);
@@ -454,7 +460,7 @@ impl<'m> Group<'m> {
                 for ((o, &g), &u) in hidden.iter_mut().zip(&gate[i]).zip(&up[i]) {
                     *o = silu(g) * u;
                 }
-                acts[i].quantize(&hidden);
+                acts[i].quantize_grouped(&hidden, ffn_hidden);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
             matmul(model.kernel, &layer.down, &refs, &mut proj);
@@ -464,9 +470,10 @@ impl<'m> Group<'m> {
                 }
             }
         }
+        let head_in = numerics.act_group(&[model.output()]);
         for i in 0..n {
             rms_norm(&x[i], &model.out_norm, c.rms_eps, &mut h[i]);
-            acts[i].quantize(&h[i]);
+            acts[i].quantize_grouped(&h[i], head_in);
         }
         let refs: Vec<&QuantVec> = acts.iter().collect();
         matmul(model.kernel, model.output(), &refs, &mut logits[..n]);

@@ -115,15 +115,34 @@ pub struct QuantVec {
     pub half_sum: Vec<i32>,
     /// The exponent of the smallest block scale.
     pub base: i32,
+    /// Blocks per exponent group (1, or `GROUP_BLOCKS` for a vector that only K-quant
+    /// matrices read, from `nzip portable 3`): within a group, shifts differ by at most
+    /// `GROUP_RANGE`.
+    pub group: usize,
 }
+
+/// Blocks per exponent group of a vector read only by K-quant matrices, from `nzip portable
+/// 3`: one super-block of 256 values.
+pub const GROUP_BLOCKS: usize = 8;
+/// Binary orders a block's exponent may lie below the largest of its group, so that a kernel
+/// can sum a super-block's block products (times their 6- or 8-bit scales, shifted by at most
+/// this) in 32 bits before it widens them once.
+pub const GROUP_RANGE: i32 = 3;
 
 impl QuantVec {
     /// Quantizes `x` (a whole number of blocks): each block gets the power-of-two scale that
     /// fits it into −127..=127, but no scale below 2^-ACT_RANGE of the largest block's; each
     /// value is rounded to nearest, ties to even.
     pub fn quantize(&mut self, x: &[f32]) {
-        debug_assert_eq!(x.len() % ACT_BLOCK, 0);
+        self.quantize_grouped(x, 1);
+    }
+
+    /// `quantize` with the blocks in groups of `group` (a whole number of groups): no block's
+    /// scale below 2^-GROUP_RANGE of its group's largest.
+    pub fn quantize_grouped(&mut self, x: &[f32], group: usize) {
+        debug_assert_eq!(x.len() % (ACT_BLOCK * group), 0);
         let blocks = x.len() / ACT_BLOCK;
+        self.group = group;
         self.q.resize(x.len(), 0);
         self.shift.resize(blocks, 0);
         self.sum.resize(blocks, 0);
@@ -133,6 +152,16 @@ impl QuantVec {
             .map(|b| {
                 let amax = b.iter().fold(0.0f32, |m, &v| m.max(finite(v).abs()));
                 (amax > 0.0).then(|| int8_exponent(amax))
+            })
+            .collect();
+        // Within a group, no exponent more than GROUP_RANGE below the largest (with one block
+        // per group, the block's own: nothing changes).
+        let natural: Vec<Option<i32>> = natural
+            .chunks_exact(group)
+            .flat_map(|g| {
+                let top = g.iter().flatten().copied().max();
+                g.iter()
+                    .map(move |&e| top.map(|top| e.unwrap_or(i32::MIN).max(top - GROUP_RANGE)))
             })
             .collect();
         let top = natural.iter().flatten().copied().max().unwrap_or(ACT_RANGE);

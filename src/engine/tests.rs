@@ -293,14 +293,15 @@ fn crc(logits: &[Vec<f32>]) -> u32 {
 }
 
 /// Runs 40 tokens of seed `seed` on every kernel in each version of the arithmetic and
-/// requires the logits' CRCs to be `pinned` (`nzip portable 1`, `nzip portable 2`). Any
+/// requires the logits' CRCs to be `pinned` (`nzip portable 1`, 2 and 3). Any
 /// change to a bit of the portable numerics changes one: that needs a new numerics identity
 /// (engine::Numerics) and the spec updated, never just a new number, and the old versions
 /// keep their pins so that their archives keep decoding.
-fn assert_pinned(mut m: Model, seed: u64, pinned: [u32; 2]) {
+fn assert_pinned(mut m: Model, seed: u64, pinned: [u32; 3]) {
     for kernel in Kernel::available() {
         m.kernel = kernel;
-        for (numerics, pinned) in [Numerics::V1, Numerics::V2].into_iter().zip(pinned) {
+        let versions = [Numerics::V1, Numerics::V2, Numerics::V3];
+        for (numerics, pinned) in versions.into_iter().zip(pinned) {
             let out = run_numerics(&m, numerics, &[tokens(seed, 40)]);
             assert!(out[0].iter().flatten().all(|v| v.is_finite()));
             let spread = out[0][39].iter().fold(0.0f32, |a, &v| a.max(v.abs()));
@@ -316,7 +317,8 @@ fn assert_pinned(mut m: Model, seed: u64, pinned: [u32; 2]) {
 
 #[test]
 fn logits_are_pinned_for_every_kernel() {
-    assert_pinned(model(), 1, [0x83e1_9795, 0x0911_7c9e]);
+    // Version 3 changes nothing for Q4_1 matrices.
+    assert_pinned(model(), 1, [0x83e1_9795, 0x0911_7c9e, 0x0911_7c9e]);
 }
 
 /// Head size 64: `nzip portable 2` scales each 16 dimensions of a cached key on their own, so
@@ -327,14 +329,19 @@ fn wide_head_logits_are_pinned_in_both_versions() {
     let v1 = run_numerics(&m, Numerics::V1, &[tokens(6, 40)]);
     let v2 = run_numerics(&m, Numerics::V2, &[tokens(6, 40)]);
     assert!(v1 != v2, "the key blocks change nothing");
-    assert_pinned(m, 6, [0xe65a_9e47, 0xaa69_16ac]);
+    assert_pinned(m, 6, [0xe65a_9e47, 0xaa69_16ac, 0xaa69_16ac]);
 }
 
 /// The Qwen2 path (K-quants, biases, NeoX rotation, head size 128; its attention is so
-/// peaked that the two versions agree).
+/// peaked that versions 1 and 2 agree; version 3 gives its K-quant matrices' inputs one
+/// exponent per 256 values).
 #[test]
 fn qwen2_logits_are_pinned_for_every_kernel() {
-    assert_pinned(qwen2_model(), 5, [0x21a7_5d93, 0x21a7_5d93]);
+    let m = qwen2_model();
+    let v2 = run_numerics(&m, Numerics::V2, &[tokens(5, 40)]);
+    let v3 = run_numerics(&m, Numerics::V3, &[tokens(5, 40)]);
+    assert!(v2 != v3, "shared exponents change nothing");
+    assert_pinned(m, 5, [0x21a7_5d93, 0x21a7_5d93, 0x87fb_176a]);
 }
 
 /// A group of 16 runs other kernels than a chunk alone (on VNNI, sequences across the lanes),
