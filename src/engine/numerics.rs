@@ -116,8 +116,8 @@ pub struct QuantVec {
     /// The exponent of the smallest block scale.
     pub base: i32,
     /// Blocks per exponent group (1, or `GROUP_BLOCKS` for a vector that only K-quant
-    /// matrices read, from `nzip portable 3`): within a group, shifts differ by at most
-    /// `GROUP_RANGE`.
+    /// matrices read, from `nzip portable 3`; 0 before the first `quantize`): within a
+    /// group, shifts differ by at most `GROUP_RANGE`.
     pub group: usize,
 }
 
@@ -140,7 +140,8 @@ impl QuantVec {
     /// `quantize` with the blocks in groups of `group` (a whole number of groups): no block's
     /// scale below 2^-GROUP_RANGE of its group's largest.
     pub fn quantize_grouped(&mut self, x: &[f32], group: usize) {
-        debug_assert_eq!(x.len() % (ACT_BLOCK * group), 0);
+        // Checked always: a partial group would leave blocks of an earlier vector behind.
+        assert_eq!(x.len() % (ACT_BLOCK * group), 0, "a partial block or group");
         let blocks = x.len() / ACT_BLOCK;
         self.group = group;
         self.q.resize(x.len(), 0);
@@ -421,6 +422,54 @@ mod tests {
             q.q.iter().any(|&v| v.unsigned_abs() > 63),
             "the range is used"
         );
+    }
+
+    /// Grouped quantization (`nzip portable 3`): within each group of 8 blocks the shifts lie
+    /// within GROUP_RANGE, a block at most that far below its group's largest keeps its own
+    /// scale (its values as `quantize` gives them), one further below is raised to it, the
+    /// base still bounds everything, and an all-zero group sits at the base.
+    #[test]
+    fn grouped_blocks_stay_within_their_range() {
+        // Block b of group g has magnitude 2^(−g·4 − b): groups 0-2 reach below their range
+        // and group 2 below the base; group 3 is all zero; a NaN and an infinity count as 0.
+        let x: Vec<f32> = (0..4 * 256)
+            .map(|i| {
+                let (g, b) = (i / 256, i / 32 % 8);
+                let sign = if i % 3 == 0 { -1.0 } else { 1.0 };
+                match g {
+                    3 => 0.0,
+                    _ if i == 40 => f32::NAN,
+                    _ if i == 41 => f32::INFINITY,
+                    _ => sign * ((i % 32) as f32 + 1.0) * pow2_f64(-(4 * g) - b) as f32,
+                }
+            })
+            .collect();
+        let (mut grouped, mut plain) = (QuantVec::default(), QuantVec::default());
+        grouped.quantize_grouped(&x, GROUP_BLOCKS);
+        plain.quantize(&x);
+        assert_eq!(grouped.base, plain.base, "the largest block sets the base");
+        let mut raised = 0;
+        for (g, shifts) in grouped.shift.chunks_exact(GROUP_BLOCKS).enumerate() {
+            let (lo, hi) = (shifts.iter().min().unwrap(), shifts.iter().max().unwrap());
+            assert!(hi - lo <= GROUP_RANGE as u32, "group {g}: {shifts:?}");
+            for (k, &s) in shifts.iter().enumerate() {
+                let b = g * GROUP_BLOCKS + k;
+                let own = plain.shift[b];
+                if own + GROUP_RANGE as u32 >= *hi || g == 3 {
+                    assert_eq!(s, own, "block {b} keeps its scale");
+                    assert_eq!(grouped.q[b * 32..][..32], plain.q[b * 32..][..32]);
+                } else {
+                    assert_eq!(s, hi - GROUP_RANGE as u32, "block {b} is raised");
+                    raised += 1;
+                }
+            }
+        }
+        assert!(raised >= 8, "the test raises blocks ({raised})");
+        assert!(
+            grouped.shift[3 * 8..].iter().all(|&s| s == 0),
+            "a zero group is at the base"
+        );
+        assert_eq!(plain.shift[2 * 8 + 7], 0, "the base clamps the last blocks");
     }
 
     /// A key's 16-dimension blocks each get a scale within one part in its multiplier of the
