@@ -2,7 +2,7 @@
 //! ideal code length (bits per byte of text) under the bare model and under the token ensemble
 //! the coder uses, and tokens per second, for one chunk alone and for a lockstep group. `cargo bench --bench engines`; NZIP_BENCH_KB (default 8)
 //! sets how much of corpus/alice29.txt each chunk codes, NZIP_BENCH_SEQS (default 16) the
-//! group size, NZIP_BENCH_MODEL a GGUF path (default: the default model), NZIP_BENCH_ONLY
+//! group size, NZIP_BENCH_MODEL a model name or GGUF path (default: the default model), NZIP_BENCH_ONLY
 //! one engine (for profiling); NZIP_BENCH_OLD=N adds an earlier version of the portable
 //! engine's arithmetic (`nzip portable N`) beside the current one.
 
@@ -68,10 +68,10 @@ fn env(name: &str, default: usize) -> usize {
 fn main() -> nzip::Result<()> {
     let kb = env("NZIP_BENCH_KB", 8);
     let seqs = env("NZIP_BENCH_SEQS", 16);
-    let path = match std::env::var("NZIP_BENCH_MODEL") {
-        Ok(p) => p.into(),
-        Err(_) => models::resolve(models::DEFAULT_MODEL, FetchPolicy::Auto)?.path,
-    };
+    // A file the manifests know keeps its start token (an unknown one starts with token 0).
+    let spec = std::env::var("NZIP_BENCH_MODEL").unwrap_or_else(|_| models::DEFAULT_MODEL.into());
+    let model = models::resolve(&spec, FetchPolicy::Auto)?;
+    let path = model.path;
     let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/alice29.txt"))
         .expect("corpus/alice29.txt");
     let llama = LanguageModel::load(&path)?;
@@ -83,7 +83,7 @@ fn main() -> nzip::Result<()> {
         slide: 256,
         sinks: 4,
         seqs: seqs as u32,
-        start_token: 1,
+        start_token: model.start_token,
     };
     // Chunk i of a group codes its own slice of the text, as the pipeline's chunks do.
     let chunks: Vec<(usize, Vec<u32>)> = (0..seqs)
@@ -114,7 +114,7 @@ fn main() -> nzip::Result<()> {
         let old = std::env::var("NZIP_BENCH_OLD")
             .ok()
             .and_then(|n| Numerics::parse(&format!("nzip portable {n}")));
-        let mut pr_old = portable.group_runner(&schedule, old.unwrap_or(Numerics::CURRENT));
+        let mut pr_old = old.map(|n| portable.group_runner(&schedule, n));
         let old_name = old.map(|n| n.name().trim_start_matches("nzip ").to_string());
         let mut engines = vec!["llama.cpp", "portable"];
         engines.extend(old_name.as_deref());
@@ -136,7 +136,10 @@ fn main() -> nzip::Result<()> {
                 "llama.cpp" => run_group(&mut lr, &mut scorers, &n, go)?,
                 // On the pool's threads, as the pipeline's workers run it.
                 "portable" => pool.install(|| run_group(&mut pr, &mut scorers, &n, go))?,
-                _ => pool.install(|| run_group(&mut pr_old, &mut scorers, &n, go))?,
+                _ => {
+                    let pr_old = pr_old.as_mut().expect("an older version asked for");
+                    pool.install(|| run_group(pr_old, &mut scorers, &n, go))?
+                }
             };
             let took = started.elapsed().as_secs_f64();
             let bytes: usize = chunks[..group].iter().map(|(b, _)| b).sum();

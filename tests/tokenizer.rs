@@ -4,7 +4,7 @@
 //! predicts best on its own tokenization). Needs llama.cpp, so only in builds that have it.
 
 use nzip::engine::gguf::Gguf;
-use nzip::engine::tokenizer::ByteLevelBpe;
+use nzip::engine::tokenizer::Tokenizer;
 use nzip::models::{self, FetchPolicy};
 use nzip::predict::llama::LanguageModel;
 
@@ -13,10 +13,10 @@ use crate::util::{awkward_text, corpus};
 /// The corpus files that are text (the rest are images, tables, PDF).
 const TEXT_FILES: [&str; 5] = ["alice29.txt", "asyoulik.txt", "enwik6", "html", "urls.10K"];
 
-fn both(name: &str) -> (ByteLevelBpe, LanguageModel) {
+fn both(name: &str) -> (Tokenizer, LanguageModel) {
     let file = models::resolve(name, FetchPolicy::Auto).expect("model");
     let gguf = Gguf::open(&file.path).expect("gguf");
-    let ours = ByteLevelBpe::from_gguf(&gguf).expect("own tokenizer");
+    let ours = Tokenizer::from_gguf(&gguf).expect("own tokenizer");
     let theirs = LanguageModel::load_vocab_only(&file.path).expect("llama.cpp vocabulary");
     (ours, theirs)
 }
@@ -110,4 +110,10 @@ fn own_tokenizer_tokenizes_the_corpus_text_as_llama_cpp_does() {
 fn own_tokenizer_matches_llama_cpp_on_qwen() {
     same_pieces(models::QWEN_1_5B);
     same_tokens(models::QWEN_1_5B);
+}
+
+#[test]
+fn own_sentencepiece_matches_llama_cpp_on_gemma() {
+    same_pieces(models::GEMMA3_270M);
+    same_tokens(models::GEMMA3_270M);
 }

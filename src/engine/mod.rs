@@ -6,7 +6,7 @@
 //! `model` runs the layers for a lockstep group with a sliding KV window, each head's
 //! attention over its cache in `attention`. `numerics` holds
 //! the only floating-point steps, each a fixed sequence of IEEE basic operations. `tokenizer`
-//! reads the model's own byte-level BPE from the same file.
+//! reads the model's own tokenizer (byte-level BPE or SentencePiece) from the same file.
 
 pub mod attention;
 pub mod gguf;
@@ -103,14 +103,14 @@ pub enum ModelError {
 /// A model loaded for the portable engine: its weights and its tokenizer.
 pub struct PortableModel {
     pub model: model::Model,
-    pub tokenizer: tokenizer::ByteLevelBpe,
+    pub tokenizer: tokenizer::Tokenizer,
 }
 
 impl PortableModel {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let g = gguf::Gguf::open(path)?;
         let model = model::Model::load(&g)?;
-        let tokenizer = tokenizer::ByteLevelBpe::from_gguf(&g)?;
+        let tokenizer = tokenizer::Tokenizer::from_gguf(&g)?;
         if tokenizer.n_vocab() != model.config.n_vocab {
             return Err(ModelError::BadMetadata(format!(
                 "{} tokens in the vocabulary, {} in the model",

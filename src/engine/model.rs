@@ -1,5 +1,6 @@
-//! The Llama-family forward pass (SmolLM2's architecture) on integer weights, for a lockstep
-//! group of sequences with a sliding KV window, producing the next token's logits.
+//! The Llama-family forward pass on integer weights (SmolLM2's Llama, Qwen2 with its Q/K/V
+//! biases, Gemma 3 with its extra norms, GELU and sliding-window layers), for a lockstep group
+//! of sequences with a sliding KV window, producing the next token's logits.
 //!
 //! Sequences never touch each other's numbers: a group only shares the reading of the
 //! weights, so a chunk's logits are the same alone or in any slot of any group.
@@ -8,7 +9,8 @@ use super::attention::{attend, HeadCache, Run, Scratch};
 use super::gguf::{Gguf, Value};
 use super::kernels::{matmul, matmuls, Kernel};
 use super::numerics::{
-    exp_f64, ln_f64, pow2_f64, quantize_head, silu, sin_cos, QuantVec, ACT_BLOCK, KEY_SUB_BLOCK,
+    exp_f64, gelu, ln_f64, pow2_f64, quantize_head, silu, sin_cos, QuantVec, ACT_BLOCK,
+    KEY_SUB_BLOCK,
 };
 use super::weights::{load_vector, Matrix};
 use super::{ModelError, Numerics};
@@ -24,9 +26,31 @@ pub enum RopePairs {
     Halves,
 }
 
+/// The supported architectures (GGUF `general.architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    /// Gemma 3: the embedding scaled by √d, RMSNorm of each head's query and key, norms after
+    /// attention and after the feed-forward network too, a GELU gate, and layers that attend
+    /// only to a recent window with their own rotary base.
+    Gemma3,
+}
+
+/// Gemma 3's sliding-window attention: which layers see only the last `window` positions,
+/// and the rotary frequencies those layers use.
+#[derive(Clone, Debug)]
+pub struct LocalLayers {
+    /// A query at logical position p sees keys at logical positions above p − window.
+    pub window: u64,
+    pub is_local: Vec<bool>,
+    pub rope_freqs: Vec<f64>,
+}
+
 /// The shape of a model, from its GGUF metadata.
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub arch: Arch,
     pub n_layer: usize,
     pub n_embd: usize,
     pub n_head: usize,
@@ -38,15 +62,29 @@ pub struct Config {
     pub rope_pairs: RopePairs,
     /// θ_i = base^(−2i/d) for each pair i, in f64.
     pub rope_freqs: Vec<f64>,
+    /// Gemma 3's local layers (`None`: every layer sees the whole window).
+    pub local: Option<LocalLayers>,
+}
+
+/// θ_i = base^(−2i/d) for each pair i of a head of `head_dim`, in f64.
+fn rope_freqs(base: f64, head_dim: usize) -> Result<Vec<f64>, ModelError> {
+    if !(base > 1.0 && base < 1e12) {
+        return Err(ModelError::BadMetadata(format!("rope base {base}")));
+    }
+    let ln_base = ln_f64(base);
+    Ok((0..head_dim / 2)
+        .map(|i| exp_f64(-((2 * i) as f64 / head_dim as f64) * ln_base))
+        .collect())
 }
 
 impl Config {
     fn read(g: &Gguf) -> Result<Self, ModelError> {
         let arch = g.string("general.architecture")?.to_vec();
         let arch = String::from_utf8_lossy(&arch).into_owned();
-        let rope_pairs = match arch.as_str() {
-            "llama" => RopePairs::Adjacent,
-            "qwen2" => RopePairs::Halves,
+        let (kind, rope_pairs) = match arch.as_str() {
+            "llama" => (Arch::Llama, RopePairs::Adjacent),
+            "qwen2" => (Arch::Qwen2, RopePairs::Halves),
+            "gemma3" => (Arch::Gemma3, RopePairs::Halves),
             other => return Err(ModelError::Unsupported(format!("architecture {other:?}"))),
         };
         let key = |k: &str| format!("{arch}.{k}");
@@ -60,22 +98,43 @@ impl Config {
         let n_embd = n("embedding_length")?;
         let n_head = n("attention.head_count")?;
         let n_head_kv = n("attention.head_count_kv")?;
-        let head_dim = n_embd / n_head;
+        // Heads are n_embd / n_head wide unless the file says (Gemma 3: 256 × 4 over 640).
+        let head_dim = match g.uint(&key("attention.key_length")) {
+            Ok(k) => usize::try_from(k).unwrap_or(0),
+            Err(_) => n_embd / n_head,
+        };
+        let value_dim = g
+            .uint(&key("attention.value_length"))
+            .unwrap_or(head_dim as u64);
         let rope_dim = g
             .uint(&key("rope.dimension_count"))
             .unwrap_or(head_dim as u64);
-        if n_embd % n_head != 0
+        if head_dim == 0
+            || n_head * head_dim % ACT_BLOCK != 0
             || n_head % n_head_kv != 0
             || head_dim % KEY_SUB_BLOCK != 0
             || head_dim > 256
+            || value_dim != head_dim as u64
             || rope_dim != head_dim as u64
             || n_embd % ACT_BLOCK != 0
         {
             return Err(ModelError::Unsupported(format!(
-                "{n_embd} dimensions in {n_head} heads ({n_head_kv} for keys), rope over \
-                 {rope_dim} (heads must be a multiple of {KEY_SUB_BLOCK} and at most 256 \
-                 dimensions, rotated whole; the embedding a multiple of {ACT_BLOCK})"
+                "{n_embd} dimensions, {n_head} heads ({n_head_kv} for keys) of {head_dim} \
+                 (values {value_dim}), rope over {rope_dim} (heads must be a multiple of \
+                 {KEY_SUB_BLOCK} and at most 256 dimensions, keys and values alike, rotated \
+                 whole; the embedding a multiple of {ACT_BLOCK})"
             )));
+        }
+        for unsupported in ["rope.scaling.type", "final_logit_softcapping"] {
+            let set = match g.metadata.get(&key(unsupported)) {
+                None => false,
+                Some(Value::String(s)) => s != b"none",
+                Some(Value::Float(f)) => *f != 0.0,
+                Some(_) => true,
+            };
+            if set {
+                return Err(ModelError::Unsupported(key(unsupported)));
+            }
         }
         let n_vocab = match g.metadata.get("tokenizer.ggml.tokens") {
             Some(Value::Strings(t)) => t.len(),
@@ -86,16 +145,17 @@ impl Config {
             }
         };
         let base = g.float(&key("rope.freq_base")).unwrap_or(10_000.0);
-        if !(base > 1.0 && base < 1e12) {
-            return Err(ModelError::BadMetadata(format!("rope base {base}")));
-        }
-        let ln_base = ln_f64(base);
-        let rope_freqs = (0..head_dim / 2)
-            .map(|i| exp_f64(-((2 * i) as f64 / head_dim as f64) * ln_base))
-            .collect();
+        let rope_freqs = rope_freqs(base, head_dim)?;
         let rms_eps = g.float(&key("attention.layer_norm_rms_epsilon"))?;
+        let n_layer = n("block_count")?;
+        let local = match kind {
+            Arch::Gemma3 => Self::local_layers(g, &key, n_layer, head_dim)?,
+            _ => None,
+        };
         Ok(Self {
-            n_layer: n("block_count")?,
+            arch: kind,
+            local,
+            n_layer,
             n_embd,
             n_head,
             n_head_kv,
@@ -108,8 +168,55 @@ impl Config {
         })
     }
 
+    /// Gemma 3's local layers, as llama.cpp reads them: a window of
+    /// `attention.sliding_window` positions (none: every layer global), every sixth layer
+    /// global (or one in `attention.sliding_window_pattern`), local layers rotating with
+    /// base `rope.freq_base_swa` (10,000 if absent).
+    fn local_layers(
+        g: &Gguf,
+        key: &dyn Fn(&str) -> String,
+        n_layer: usize,
+        head_dim: usize,
+    ) -> Result<Option<LocalLayers>, ModelError> {
+        let window = match g.uint(&key("attention.sliding_window")) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(w) => w,
+        };
+        let pattern = match g.metadata.get(&key("attention.sliding_window_pattern")) {
+            None => 6,
+            Some(Value::Uint(p)) => *p as usize,
+            Some(_) => {
+                return Err(ModelError::Unsupported(
+                    "a sliding-window pattern given layer by layer".into(),
+                ))
+            }
+        };
+        // 27B scales its queries by another number than 1/√head; none of nzip's tiers is it.
+        if n_layer == 62 {
+            return Err(ModelError::Unsupported("Gemma 3 27B's query scale".into()));
+        }
+        let base = g.float(&key("rope.freq_base_swa")).unwrap_or(10_000.0);
+        Ok(Some(LocalLayers {
+            window,
+            is_local: (0..n_layer)
+                .map(|l| pattern == 0 || l % pattern < pattern - 1)
+                .collect(),
+            rope_freqs: rope_freqs(base, head_dim)?,
+        }))
+    }
+
     fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
+    }
+
+    /// Query (and attention output) width.
+    fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    /// Whether layer `l` sees only the local window.
+    fn is_local(&self, l: usize) -> bool {
+        self.local.as_ref().is_some_and(|local| local.is_local[l])
     }
 }
 
@@ -120,7 +227,11 @@ struct Layer {
     wv: Matrix,
     /// Biases added to Q, K and V (Qwen2 has them, Llama not).
     biases: Option<[Vec<f32>; 3]>,
+    /// Gemma 3's RMSNorm weights of each query and key head, applied before the rotation.
+    head_norms: Option<[Vec<f32>; 2]>,
     wo: Matrix,
+    /// Gemma 3's norms of the attention's and the feed-forward network's outputs.
+    post_norms: Option<[Vec<f32>; 2]>,
     ffn_norm: Vec<f32>,
     gate: Matrix,
     up: Matrix,
@@ -135,6 +246,8 @@ pub struct Model {
     out_norm: Vec<f32>,
     /// `None` when the output projection is the embedding (tied, as in SmolLM2).
     output: Option<Matrix>,
+    /// What each embedding is multiplied by (√n_embd in f32 for Gemma 3, else 1).
+    embed_scale: f32,
     /// The instruction set the products run on (any gives the same bits).
     pub kernel: Kernel,
 }
@@ -142,7 +255,8 @@ pub struct Model {
 impl Model {
     pub fn load(g: &Gguf) -> Result<Self, ModelError> {
         let config = Config::read(g)?;
-        let (d, ff, kv) = (config.n_embd, config.n_ff, config.kv_dim());
+        let (d, ff, kv, qd) = (config.n_embd, config.n_ff, config.kv_dim(), config.q_dim());
+        let gemma = config.arch == Arch::Gemma3;
         let embedding = Matrix::load(g, "token_embd.weight", d)?;
         if embedding.rows != config.n_vocab {
             return Err(ModelError::BadTensor(
@@ -162,16 +276,36 @@ impl Model {
             };
             let bias = |t: &str, len: usize| load_vector(g, &format!("blk.{i}.{t}.bias"), len);
             let biases = match g.tensors.contains_key(&format!("blk.{i}.attn_q.bias")) {
-                true => Some([bias("attn_q", d)?, bias("attn_k", kv)?, bias("attn_v", kv)?]),
+                true => Some([
+                    bias("attn_q", qd)?,
+                    bias("attn_k", kv)?,
+                    bias("attn_v", kv)?,
+                ]),
                 false => None,
+            };
+            let vector = |t: &str, len: usize| load_vector(g, &name(t), len);
+            let (head_norms, post_norms) = match gemma {
+                true => (
+                    Some([
+                        vector("attn_q_norm", config.head_dim)?,
+                        vector("attn_k_norm", config.head_dim)?,
+                    ]),
+                    Some([
+                        vector("post_attention_norm", d)?,
+                        vector("post_ffw_norm", d)?,
+                    ]),
+                ),
+                false => (None, None),
             };
             layers.push(Layer {
                 attn_norm: load_vector(g, &name("attn_norm"), d)?,
                 biases,
-                wq: matrix("attn_q", d, d)?,
+                wq: matrix("attn_q", d, qd)?,
                 wk: matrix("attn_k", d, kv)?,
                 wv: matrix("attn_v", d, kv)?,
-                wo: matrix("attn_output", d, d)?,
+                head_norms,
+                wo: matrix("attn_output", qd, d)?,
+                post_norms,
                 ffn_norm: load_vector(g, &name("ffn_norm"), d)?,
                 gate: matrix("ffn_gate", d, ff)?,
                 up: matrix("ffn_up", d, ff)?,
@@ -182,8 +316,14 @@ impl Model {
             true => Some(Matrix::load(g, "output.weight", d)?),
             false => None,
         };
+        // ggml scales by sqrtf(n_embd); √ is correctly rounded in f64 and in f32 alike.
+        let embed_scale = match gemma {
+            true => (d as f64).sqrt() as f32,
+            false => 1.0,
+        };
         Ok(Self {
             out_norm: load_vector(g, "output_norm.weight", d)?,
+            embed_scale,
             config,
             embedding,
             layers,
@@ -197,7 +337,7 @@ impl Model {
     }
 
     /// A token's embedding row as f32 (for Q8_0, exact: a half-precision scale times a
-    /// small integer).
+    /// small integer), times `embed_scale` in f32.
     fn embed(&self, token: u32, out: &mut [f32]) {
         let m = &self.embedding;
         let row = token as usize;
@@ -209,6 +349,23 @@ impl Model {
                 out[b * ACT_BLOCK + j] = (v as f64 * pow2_f64(-24)) as f32;
             }
         }
+        if self.embed_scale != 1.0 {
+            for o in out.iter_mut() {
+                *o *= self.embed_scale;
+            }
+        }
+    }
+}
+
+/// Adds a sub-layer's output to the residual stream, first through its RMSNorm where the
+/// model has one (Gemma 3), in f32 in index order.
+fn add_output(x: &mut [f32], out: &mut [f32], post_norm: Option<&Vec<f32>>, c: &Config) {
+    if let Some(weight) = post_norm {
+        let raw = out.to_vec();
+        rms_norm(&raw, weight, c.rms_eps, out);
+    }
+    for (a, &b) in x.iter_mut().zip(out.iter()) {
+        *a += b;
     }
 }
 
@@ -227,9 +384,8 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f64, out: &mut [f32]) {
 /// cos and sin of every pair's angle at one position, as f32.
 type RopeTable = Vec<(f32, f32)>;
 
-fn rope_table(config: &Config, position: u64) -> RopeTable {
-    config
-        .rope_freqs
+fn rope_table(freqs: &[f64], position: u64) -> RopeTable {
+    freqs
         .iter()
         .map(|&f| {
             let (s, c) = sin_cos(position as f64 * f);
@@ -349,28 +505,46 @@ impl<'m> Group<'m> {
             })
             .collect();
         // Rotation tables: at the absolute position (for keys and the query against non-sink
-        // keys) and at the logical one (the query against sinks, which never moved).
-        let tables: Vec<(RopeTable, RopeTable)> = tokens
-            .iter()
-            .map(|&(s, _)| {
-                let seq = &self.seqs[s];
-                let here = rope_table(c, seq.absolute);
-                let logical = if seq.shifted == 0 {
-                    here.clone()
-                } else {
-                    rope_table(c, seq.absolute - seq.shifted)
-                };
-                (here, logical)
-            })
-            .collect();
+        // keys) and at the logical one (the query against sinks, which never moved); a set
+        // for the global layers' frequencies and one for the local layers'.
+        let table_sets = |freqs: &[f64]| -> Vec<(RopeTable, RopeTable)> {
+            tokens
+                .iter()
+                .map(|&(s, _)| {
+                    let seq = &self.seqs[s];
+                    let here = rope_table(freqs, seq.absolute);
+                    let logical = if seq.shifted == 0 {
+                        here.clone()
+                    } else {
+                        rope_table(freqs, seq.absolute - seq.shifted)
+                    };
+                    (here, logical)
+                })
+                .collect()
+        };
+        let global_tables = table_sets(&c.rope_freqs);
+        let local_tables = c.local.as_ref().map(|local| table_sets(&local.rope_freqs));
+        // The slots each token attends to, in a global and in a local layer.
+        let live = |window_limit: Option<u64>| -> Vec<Vec<Run>> {
+            tokens
+                .iter()
+                .map(|&(s, _)| live_runs(&self.seqs[s], sinks, window, window_limit))
+                .collect()
+        };
+        let global_live = live(None);
+        let local_live = c.local.as_ref().map(|local| live(Some(local.window)));
         let mut h = vec![vec![0.0f32; d]; n];
         let mut acts = vec![QuantVec::default(); n];
-        let mut attn = vec![vec![0.0f32; d]; n];
+        let mut attn = vec![vec![0.0f32; c.q_dim()]; n];
         let mut proj = vec![Vec::new(); n];
         let mut rotated = vec![0.0f32; hd];
         let (quantize_key, subs) = (self.numerics.key_quantizer(), hd / KEY_SUB_BLOCK);
         let numerics = self.numerics;
         for (l, layer) in model.layers.iter().enumerate() {
+            let (tables, live) = match (c.is_local(l), &local_tables, &local_live) {
+                (true, Some(tables), Some(live)) => (tables, live),
+                _ => (&global_tables, &global_live),
+            };
             // Blocks per exponent of each vector, from the matrices that read it.
             let attn_in = numerics.act_group(&[&layer.wq, &layer.wk, &layer.wv]);
             let attn_out = numerics.act_group(&[&layer.wo]);
@@ -393,6 +567,18 @@ impl<'m> Group<'m> {
                     }
                 }
             }
+            if let Some([q_norm, k_norm]) = &layer.head_norms {
+                for i in 0..n {
+                    for head in q[i].chunks_mut(hd) {
+                        rotated.copy_from_slice(head);
+                        rms_norm(&rotated, q_norm, c.rms_eps, head);
+                    }
+                    for head in k[i].chunks_mut(hd) {
+                        rotated.copy_from_slice(head);
+                        rms_norm(&rotated, k_norm, c.rms_eps, head);
+                    }
+                }
+            }
             for (i, &(s, _)) in tokens.iter().enumerate() {
                 let slot = self.slot(self.seqs[s].absolute);
                 let seq = &mut self.seqs[s];
@@ -411,10 +597,6 @@ impl<'m> Group<'m> {
             // Every head of every sequence attends independently: spread them over threads.
             let group = c.n_head / c.n_head_kv;
             let seqs = &self.seqs;
-            let live: Vec<Vec<Run>> = tokens
-                .iter()
-                .map(|&(s, _)| live_runs(&seqs[s], sinks, window))
-                .collect();
             let mut work: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n * c.n_head);
             for (i, out) in attn.iter_mut().enumerate() {
                 for (head, slice) in out.chunks_mut(hd).enumerate() {
@@ -447,9 +629,12 @@ impl<'m> Group<'m> {
             let refs: Vec<&QuantVec> = acts.iter().collect();
             matmul(model.kernel, &layer.wo, &refs, &mut proj);
             for i in 0..n {
-                for (a, &b) in x[i].iter_mut().zip(&proj[i]) {
-                    *a += b;
-                }
+                add_output(
+                    &mut x[i],
+                    &mut proj[i],
+                    layer.post_norms.as_ref().map(|p| &p[0]),
+                    c,
+                );
                 rms_norm(&x[i], &layer.ffn_norm, c.rms_eps, &mut h[i]);
                 acts[i].quantize_grouped(&h[i], ffn_in);
             }
@@ -457,17 +642,24 @@ impl<'m> Group<'m> {
             let [gate, up] = matmuls(model.kernel, [&layer.gate, &layer.up], &refs);
             let mut hidden = vec![0.0f32; c.n_ff];
             for i in 0..n {
+                let activation = match c.arch {
+                    Arch::Gemma3 => gelu,
+                    Arch::Llama | Arch::Qwen2 => silu,
+                };
                 for ((o, &g), &u) in hidden.iter_mut().zip(&gate[i]).zip(&up[i]) {
-                    *o = silu(g) * u;
+                    *o = activation(g) * u;
                 }
                 acts[i].quantize_grouped(&hidden, ffn_hidden);
             }
             let refs: Vec<&QuantVec> = acts.iter().collect();
             matmul(model.kernel, &layer.down, &refs, &mut proj);
             for i in 0..n {
-                for (a, &b) in x[i].iter_mut().zip(&proj[i]) {
-                    *a += b;
-                }
+                add_output(
+                    &mut x[i],
+                    &mut proj[i],
+                    layer.post_norms.as_ref().map(|p| &p[1]),
+                    c,
+                );
             }
         }
         let head_in = numerics.act_group(&[model.output()]);
@@ -484,13 +676,20 @@ impl<'m> Group<'m> {
 }
 
 /// The cache slots a sequence's current token attends to, as runs of consecutive slots: its
-/// sinks, then the ring's live positions (two runs where they wrap).
-fn live_runs(seq: &Sequence, sinks: u32, window: u32) -> Vec<Run> {
+/// sinks, then the ring's live positions (two runs where they wrap). With `local`, only the
+/// keys less than that many logical positions back (Gemma 3's local layers).
+fn live_runs(seq: &Sequence, sinks: u32, window: u32, local: Option<u64>) -> Vec<Run> {
     let (sinks, window) = (u64::from(sinks), u64::from(window));
     let ring = window - sinks;
     let now = seq.absolute; // the current token, already written
-    let mut runs = vec![(0..sinks.min(now + 1) as usize, true)];
-    let first = sinks + seq.shifted; // the oldest live non-sink position
+                            // Sinks keep their positions; the current token's logical one is now − shifted.
+    let oldest_logical = local.map_or(0, |w| (now - seq.shifted + 1).saturating_sub(w));
+    let mut runs = vec![(
+        oldest_logical.min(sinks) as usize..sinks.min(now + 1) as usize,
+        true,
+    )];
+    // The oldest live non-sink position (absolute; logical plus `shifted`).
+    let first = (sinks + seq.shifted).max(oldest_logical + seq.shifted);
     if now >= first {
         let count = now - first + 1;
         let start = sinks + (first - sinks) % ring;

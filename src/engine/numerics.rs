@@ -281,16 +281,32 @@ pub fn exp_neg(x: f32) -> f32 {
     }
 }
 
-/// x · sigmoid(x), through `exp_neg` of −|x|.
+/// 1 / (1 + e^−z), through `exp_neg` of −|z|: 1/(1 + e) for z ≥ 0, else e/(1 + e).
 #[inline(always)]
-pub fn silu(x: f32) -> f32 {
-    let e = exp_neg(-x.abs());
-    let sigmoid = if x >= 0.0 {
+fn sigmoid(z: f32) -> f32 {
+    let e = exp_neg(-z.abs());
+    if z >= 0.0 {
         1.0 / (1.0 + e)
     } else {
         e / (1.0 + e)
-    };
-    x * sigmoid
+    }
+}
+
+/// x · sigmoid(x).
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
+}
+
+/// 2·√(2/π): GELU's tanh form is x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³).
+const GELU_SLOPE: f32 = 1.595_769_121_605_730_8_f64 as f32;
+const GELU_CUBIC: f32 = 0.044_715;
+
+/// GELU in its tanh form (Gemma's feed-forward gate), as x·sigmoid(z) with
+/// z = GELU_SLOPE·x·(1 + GELU_CUBIC·x·x) in f32.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    x * sigmoid(GELU_SLOPE * x * (1.0 + GELU_CUBIC * x * x))
 }
 
 // fdlibm's ln 2 in two parts: n·LN2_HI is exact for |n| < 2^11.
@@ -545,5 +561,23 @@ mod tests {
             let want = f64::from(x) / (1.0 + (-f64::from(x)).exp());
             assert!((f64::from(silu(x)) - want).abs() <= 1e-6 * want.abs().max(1e-3));
         }
+    }
+
+    #[test]
+    fn gelu_matches_its_tanh_definition() {
+        for i in -400..400 {
+            let x = i as f32 * 0.05;
+            let u = (2.0 / std::f64::consts::PI).sqrt()
+                * (f64::from(x) + 0.044715 * f64::from(x).powi(3));
+            let want = 0.5 * f64::from(x) * (1.0 + u.tanh());
+            assert!(
+                (f64::from(gelu(x)) - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                "gelu({x}) = {}, want {want}",
+                gelu(x)
+            );
+        }
+        assert_eq!(gelu(1e30), 1e30);
+        assert_eq!(gelu(-1e30), 0.0);
+        assert!(gelu(f32::NAN).is_nan());
     }
 }

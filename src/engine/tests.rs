@@ -1,6 +1,6 @@
-//! The engine's exactness, on small random Llama and Qwen2 models written as GGUF files in
-//! memory: pinned logits, and the same bits alone or in any slot of a group, and on any
-//! number of threads.
+//! The engine's exactness, on small random Llama, Qwen2 and Gemma 3 models written as GGUF
+//! files in memory: pinned logits, and the same bits alone or in any slot of a group, and on
+//! any number of threads.
 
 use super::gguf::Gguf;
 use super::kernels::Kernel;
@@ -17,6 +17,9 @@ struct Shape {
     kv_heads: usize,
     ff: usize,
     layers: usize,
+    /// Gemma 3: each head's width (over `embd / heads`) and the local layers' window.
+    head_dim: usize,
+    local_window: u32,
 }
 
 /// The Llama-architecture model: Q4_1 layer matrices, a Q8_0 embedding (tied output).
@@ -27,6 +30,8 @@ const LLAMA: Shape = Shape {
     kv_heads: 2,
     ff: 128,
     layers: 2,
+    head_dim: 16,
+    local_window: 0,
 };
 
 /// The Llama model with SmolLM2's head size (64): four key blocks per head, and attention soft
@@ -38,6 +43,8 @@ const LLAMA_HD64: Shape = Shape {
     kv_heads: 1,
     ff: 256,
     layers: 2,
+    head_dim: 64,
+    local_window: 0,
 };
 
 /// The Qwen2-architecture model: Q4_K and Q6_K matrices (as Q4_K_M mixes them), Q/K/V
@@ -49,6 +56,23 @@ const QWEN2: Shape = Shape {
     kv_heads: 1,
     ff: 512,
     layers: 2,
+    head_dim: 128,
+    local_window: 0,
+};
+
+/// The Gemma 3 model: Q5_0, Q8_0, Q4_K and Q6_K matrices as Gemma 3 270M's Q4_K_M mixes
+/// them, four heads of 64 over a 64-wide embedding, norms of each head's query and key and
+/// after each sub-layer, a GELU gate; layers 0 and 2 see only the last 6 positions (the test's
+/// schedule slides within 40 tokens, so sinks fall out of that window too), layer 1 all.
+const GEMMA3: Shape = Shape {
+    arch: "gemma3",
+    embd: 64,
+    heads: 4,
+    kv_heads: 1,
+    ff: 256,
+    layers: 3,
+    head_dim: 64,
+    local_window: 6,
 };
 
 const VOCAB: usize = 96;
@@ -84,6 +108,7 @@ fn small_scale(rng: &mut Seeded, e: u16) -> [u8; 2] {
 // ggml type ids the synthetic models use.
 const F32: u32 = 0;
 const Q4_1: u32 = 3;
+const Q5_0: u32 = 6;
 const Q8_0: u32 = 8;
 const Q4_K: u32 = 12;
 const Q6_K: u32 = 14;
@@ -97,9 +122,15 @@ pub fn synthetic_gguf(seed: u64) -> Vec<u8> {
 fn synthetic(shape: &Shape, seed: u64) -> Vec<u8> {
     let mut rng = Seeded::new(seed);
     let qwen = shape.arch == "qwen2";
-    let (d, ff) = (shape.embd, shape.ff);
-    let kv = d / shape.heads * shape.kv_heads;
-    let (layer_type, wide_type) = if qwen { (Q4_K, Q6_K) } else { (Q4_1, Q4_1) };
+    let gemma = shape.arch == "gemma3";
+    let (d, ff, hd) = (shape.embd, shape.ff, shape.head_dim);
+    let (qd, kv) = (shape.heads * hd, shape.kv_heads * hd);
+    // (attn_q, attn_k, ffn_gate and ffn_up; attn_v; attn_output; ffn_down)
+    let [q_type, v_type, o_type, down_type] = match shape.arch {
+        "qwen2" => [Q4_K, Q6_K, Q4_K, Q6_K],
+        "gemma3" => [Q5_0, Q8_0, Q4_K, Q6_K],
+        _ => [Q4_1; 4],
+    };
     // (name, cols, rows, ggml type); rows = 1 is a vector.
     let mut tensors: Vec<(String, usize, usize, u32)> = vec![
         (
@@ -117,19 +148,27 @@ fn synthetic(shape: &Shape, seed: u64) -> Vec<u8> {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
         tensors.extend([
             (t("attn_norm"), d, 1, F32),
-            (t("attn_q"), d, d, layer_type),
-            (t("attn_k"), d, kv, layer_type),
-            (t("attn_v"), d, kv, wide_type),
-            (t("attn_output"), d, d, layer_type),
+            (t("attn_q"), d, qd, q_type),
+            (t("attn_k"), d, kv, q_type),
+            (t("attn_v"), d, kv, v_type),
+            (t("attn_output"), qd, d, o_type),
             (t("ffn_norm"), d, 1, F32),
-            (t("ffn_gate"), d, ff, layer_type),
-            (t("ffn_up"), d, ff, layer_type),
-            (t("ffn_down"), ff, d, wide_type),
+            (t("ffn_gate"), d, ff, q_type),
+            (t("ffn_up"), d, ff, q_type),
+            (t("ffn_down"), ff, d, down_type),
         ]);
+        if gemma {
+            tensors.extend([
+                (t("attn_q_norm"), hd, 1, F32),
+                (t("attn_k_norm"), hd, 1, F32),
+                (t("post_attention_norm"), d, 1, F32),
+                (t("post_ffw_norm"), d, 1, F32),
+            ]);
+        }
         if qwen {
             let b = |n: &str| format!("blk.{l}.{n}.bias");
             tensors.extend([
-                (b("attn_q"), d, 1, F32),
+                (b("attn_q"), qd, 1, F32),
                 (b("attn_k"), kv, 1, F32),
                 (b("attn_v"), kv, 1, F32),
             ]);
@@ -156,6 +195,15 @@ fn synthetic(shape: &Shape, seed: u64) -> Vec<u8> {
                     data.extend_from_slice(&scale(&mut rng));
                     data.extend((0..16).map(|_| rng.bits(64) as u8));
                 }
+                Q5_0 => {
+                    data.extend_from_slice(&scale(&mut rng));
+                    data.extend((0..20).map(|_| rng.bits(64) as u8));
+                }
+                Q8_0 if gemma => {
+                    // Gemma scales the embedding by √d itself.
+                    data.extend_from_slice(&scale(&mut rng));
+                    data.extend((0..32).map(|_| rng.bits(64) as u8));
+                }
                 Q8_0 => {
                     // A larger embedding scale, so the residual stream starts near unit size.
                     data.extend_from_slice(&(0x2c00 + (rng.bits(64) % 0x400) as u16).to_le_bytes());
@@ -175,31 +223,45 @@ fn synthetic(shape: &Shape, seed: u64) -> Vec<u8> {
             }
         }
     }
+    // Metadata: (count of keys, their bytes).
+    let mut keys = Vec::new();
+    let key = |k: &str| format!("{}.{k}", shape.arch);
+    string(&mut keys, b"general.architecture");
+    keys.extend_from_slice(&8u32.to_le_bytes());
+    string(&mut keys, shape.arch.as_bytes());
+    key_u32(&mut keys, &key("block_count"), shape.layers as u32);
+    key_u32(&mut keys, &key("embedding_length"), d as u32);
+    key_u32(&mut keys, &key("feed_forward_length"), ff as u32);
+    key_u32(&mut keys, &key("attention.head_count"), shape.heads as u32);
+    key_u32(
+        &mut keys,
+        &key("attention.head_count_kv"),
+        shape.kv_heads as u32,
+    );
+    key_u32(&mut keys, &key("rope.dimension_count"), hd as u32);
+    key_f32(&mut keys, &key("attention.layer_norm_rms_epsilon"), 1e-5);
+    let mut count = 9;
+    if gemma {
+        key_f32(&mut keys, &key("rope.freq_base"), 1e6);
+        key_u32(&mut keys, &key("attention.key_length"), hd as u32);
+        key_u32(&mut keys, &key("attention.value_length"), hd as u32);
+        key_u32(
+            &mut keys,
+            &key("attention.sliding_window"),
+            shape.local_window,
+        );
+        key_u32(&mut keys, &key("attention.sliding_window_pattern"), 2);
+        count += 5;
+    } else {
+        key_f32(&mut keys, &key("rope.freq_base"), 10_000.0);
+        count += 1;
+    }
     let mut f = Vec::new();
     f.extend_from_slice(b"GGUF");
     f.extend_from_slice(&3u32.to_le_bytes());
     f.extend_from_slice(&(table.len() as u64).to_le_bytes());
-    f.extend_from_slice(&10u64.to_le_bytes());
-    string(&mut f, b"general.architecture");
-    f.extend_from_slice(&8u32.to_le_bytes());
-    string(&mut f, shape.arch.as_bytes());
-    let key = |k: &str| format!("{}.{k}", shape.arch);
-    key_u32(&mut f, &key("block_count"), shape.layers as u32);
-    key_u32(&mut f, &key("embedding_length"), d as u32);
-    key_u32(&mut f, &key("feed_forward_length"), ff as u32);
-    key_u32(&mut f, &key("attention.head_count"), shape.heads as u32);
-    key_u32(
-        &mut f,
-        &key("attention.head_count_kv"),
-        shape.kv_heads as u32,
-    );
-    key_u32(
-        &mut f,
-        &key("rope.dimension_count"),
-        (d / shape.heads) as u32,
-    );
-    key_f32(&mut f, &key("rope.freq_base"), 10_000.0);
-    key_f32(&mut f, &key("attention.layer_norm_rms_epsilon"), 1e-5);
+    f.extend_from_slice(&(count as u64).to_le_bytes());
+    f.extend_from_slice(&keys);
     string(&mut f, b"tokenizer.ggml.tokens");
     f.extend_from_slice(&9u32.to_le_bytes());
     f.extend_from_slice(&8u32.to_le_bytes());
@@ -237,6 +299,10 @@ fn model_of(shape: &Shape, seed: u64) -> Model {
 
 fn qwen2_model() -> Model {
     Model::load(&Gguf::from_bytes(synthetic(&QWEN2, 8)).expect("parse")).expect("load")
+}
+
+fn gemma3_model() -> Model {
+    model_of(&GEMMA3, 9)
 }
 
 /// A schedule that slides several times within the test's 40 tokens.
@@ -344,11 +410,40 @@ fn qwen2_logits_are_pinned_for_every_kernel() {
     assert_pinned(m, 5, [0x21a7_5d93, 0x21a7_5d93, 0x87fb_176a]);
 }
 
+/// The Gemma 3 path (Q5_0 read as small Q8 blocks, √d embedding scale, head norms,
+/// post-norms, GELU, local layers with their own rotary base).
+#[test]
+fn gemma3_logits_are_pinned_for_every_kernel() {
+    assert_pinned(gemma3_model(), 4, [0xd600_f6ad, 0x4766_e34e, 0xbadf_91ff]);
+}
+
+/// Local layers see only the last `local_window` logical positions: the same model with a
+/// window beyond the test's 40 tokens computes the same logits for the first 6 tokens (the
+/// window covers all of them) and different ones after (with the test's schedule: in a
+/// window of 16 positions, sinks included).
+#[test]
+fn gemma3_local_layers_see_only_their_window() {
+    let narrow = run(&gemma3_model(), &[tokens(4, 40)]);
+    let wide_shape = Shape {
+        local_window: 100,
+        ..GEMMA3
+    };
+    let wide = run(&model_of(&wide_shape, 9), &[tokens(4, 40)]);
+    assert_eq!(narrow[0][..6], wide[0][..6]);
+    // A small change far back can vanish in the last vector's 8-bit rounding, so most
+    // tokens, not all, must differ.
+    let moved = (6..40).filter(|&t| narrow[0][t] != wide[0][t]).count();
+    assert!(
+        moved >= 30,
+        "only {moved} of 34 tokens past the window see a difference"
+    );
+}
+
 /// A group of 16 runs other kernels than a chunk alone (on VNNI, sequences across the lanes),
-/// so each kernel, both architectures and the first, a middle and the last slot are tried.
+/// so each kernel, every architecture and the first, a middle and the last slot are tried.
 #[test]
 fn a_chunk_computes_the_same_bits_alone_or_in_any_slot() {
-    for mut m in [model(), qwen2_model()] {
+    for mut m in [model(), qwen2_model(), gemma3_model()] {
         for kernel in Kernel::available() {
             m.kernel = kernel;
             let mine = tokens(2, 40);

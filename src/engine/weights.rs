@@ -50,7 +50,7 @@ pub struct Matrix {
 pub enum BlockKind {
     /// w = d·q + m, q in 0..=15, d and m per block (Q4_1).
     Q4Offset,
-    /// w = d·q, q in −128..=127 (Q8_0).
+    /// w = d·q, q in −128..=127 (Q8_0; Q5_0's −16..=15).
     Q8,
     /// w = (d·sc)·q − dmin·mn, q in 0..=15; sc, mn in 0..=63 per block, d and dmin per
     /// super-block (Q4_K).
@@ -329,6 +329,16 @@ impl Matrix {
                 }
                 m
             }
+            // Q5_0's 5-bit values q − 16 (−16..=15) times the block's f16 scale: a Q8 block
+            // with small integers, the same products, 32 bytes instead of 22 per block.
+            TensorType::Q5_0 => {
+                let mut m = Self::zeros(rows, cols, BlockKind::Q8);
+                for (n, block) in bytes.chunks_exact(22).enumerate() {
+                    let q = q5_0_values(block);
+                    m.set_block(n / blocks, n % blocks, &q, &[int(half(&block[0..2]))?], 0);
+                }
+                m
+            }
             TensorType::Q8_0 => {
                 let mut m = Self::zeros(rows, cols, BlockKind::Q8);
                 for (n, block) in bytes.chunks_exact(34).enumerate() {
@@ -411,6 +421,20 @@ impl Matrix {
     }
 }
 
+/// A Q5_0 block's (22 bytes: d as f16, 32 high bits, 16 bytes of nibbles) values q − 16:
+/// value j < 16 is the low nibble of byte j, value j + 16 its high nibble, each topped by
+/// high bit j (resp. j + 16).
+fn q5_0_values(block: &[u8]) -> [i8; 32] {
+    let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let top = |k: usize| (((high >> k) & 1) << 4) as u8;
+    let mut q = [0i8; 32];
+    for j in 0..16 {
+        q[j] = ((block[6 + j] & 0x0f) | top(j)) as i8 - 16;
+        q[j + 16] = ((block[6 + j] >> 4) | top(j + 16)) as i8 - 16;
+    }
+    q
+}
+
 /// A Q4_K super-block (144 bytes: d, dmin as f16, 12 bytes of 6-bit scales and mins, 128
 /// bytes of nibbles) as its eight 32-value sub-blocks: (q, sc, m) with w = d·sc·q − dmin·m.
 /// Sub-block j's nibbles are the low (j even) or high (j odd) halves of bytes
@@ -488,6 +512,26 @@ pub fn load_vector(gguf: &Gguf, name: &str, len: usize) -> Result<Vec<f32>, Mode
 mod tests {
     use super::*;
     use crate::seeded::Seeded;
+
+    /// Q5_0 against ggml's dequantize_row_q5_0 written its way (the high bits of the second
+    /// half taken with a shift by 12 and a mask of 0x10).
+    #[test]
+    fn q5_0_decodes_as_ggml_dequantizes() {
+        let mut rng = Seeded::new(12);
+        for _ in 0..50 {
+            let block: Vec<u8> = (0..22).map(|_| rng.bits(64) as u8).collect();
+            let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            let mut want = [0i32; 32];
+            for j in 0..16 {
+                let xh_0 = (((qh >> j) << 4) & 0x10) as u8;
+                let xh_1 = ((qh >> (j + 12)) & 0x10) as u8;
+                want[j] = i32::from((block[6 + j] & 0x0F) | xh_0) - 16;
+                want[j + 16] = i32::from((block[6 + j] >> 4) | xh_1) - 16;
+            }
+            let got = q5_0_values(&block).map(i32::from);
+            assert_eq!(got, want);
+        }
+    }
 
     /// The K-quant decoders against ggml's dequantization written the way ggml writes it
     /// (its loops, not our index arithmetic), on random super-blocks: every weight equal.

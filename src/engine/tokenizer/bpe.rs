@@ -1,53 +1,17 @@
-//! The model's own tokenizer, read from its GGUF file: byte-level BPE (vocabulary, merge ranks
-//! and the pre-tokenizer that cuts text into words), so that nzip tokenizes without llama.cpp.
-//!
-//! Only the encoder tokenizes; the decoder maps tokens to their bytes. So any tokenization
-//! whose pieces give back the text decodes, and the segmenter checks that every run does
-//! (`token::segment_chunk`). The model still predicts best on the tokens it was trained on, so
-//! this follows llama.cpp's tokenizer (the one nzip used before, `llama-vocab.cpp` and
-//! `unicode.cpp` of the vendored release) for the pre-tokenizers it supports; the test suite
-//! compares the two on every text file of the corpus and on every token's bytes.
+//! Byte-level BPE (SmolLM2, Qwen2.5): the vocabulary, merge ranks and the pre-tokenizer that
+//! cuts text into words, as llama.cpp's `llm_tokenizer_bpe` runs them.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
-use super::gguf::{Gguf, Value};
-use super::ModelError;
-
-/// GGUF token types (`tokenizer.ggml.token_type`), as llama.cpp reads them.
-const NORMAL: i64 = 1;
-const USER_DEFINED: i64 = 4;
-const BYTE: i64 = 6;
-
-/// Texts llama.cpp takes for end-of-generation tokens, whatever their type says, and so
-/// renders as nothing (llama-vocab.cpp's list; Qwen2.5 has a normal `</s>`).
-const END_OF_GENERATION: [&str; 23] = [
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<|return|>",
-    "<|call|>",
-    "<|flush|>",
-    "<|calls|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "</s>",
-    "<|eom_id|>",
-    "<EOT>",
-    "_<EOT>",
-    "[EOT]",
-    "[EOS]",
-    "<|end_of_text|>",
-    "<end_of_utterance>",
-    "<eos>",
-    "<turn|>",
-    "<|tool_response>",
-    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
-    "[e~[",
-    "<|plamo:eos|>",
-];
+use super::super::gguf::{Gguf, Value};
+use super::super::ModelError;
+use super::{
+    ends_generation, keeps_normal_end_s, sort_user_defined, split_user_defined, texts_and_types,
+    Fragment, BYTE, NORMAL, USER_DEFINED,
+};
 
 /// How text is cut into words before the merges run: llama.cpp's pre-tokenizer types
 /// (`tokenizer.ggml.pre`) that nzip implements.
@@ -94,53 +58,25 @@ pub struct ByteLevelBpe {
 }
 
 impl ByteLevelBpe {
-    /// Reads the tokenizer of a GGUF file.
+    /// Reads the tokenizer of a GGUF file (its model must be "gpt2").
     pub fn from_gguf(g: &Gguf) -> Result<Self, ModelError> {
-        let model = g.string("tokenizer.ggml.model")?;
-        if model != b"gpt2" {
-            return Err(ModelError::Unsupported(format!(
-                "tokenizer {:?} (nzip's own tokenizer reads byte-level BPE, \"gpt2\")",
-                String::from_utf8_lossy(model)
-            )));
-        }
         let pre_name = g
             .string("tokenizer.ggml.pre")
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .unwrap_or_else(|_| "default".into());
         let pre = PreTokenizer::named(&pre_name)
             .ok_or_else(|| ModelError::Unsupported(format!("pre-tokenizer {pre_name:?}")))?;
-        let Some(Value::Strings(texts)) = g.metadata.get("tokenizer.ggml.tokens") else {
-            return Err(ModelError::BadMetadata(
-                "tokenizer.ggml.tokens missing".into(),
-            ));
-        };
-        let types = match g.metadata.get("tokenizer.ggml.token_type") {
-            Some(Value::Ints(t)) if t.len() == texts.len() => t.clone(),
-            Some(_) => {
-                return Err(ModelError::BadMetadata(
-                    "tokenizer.ggml.token_type does not match the tokens".into(),
-                ))
-            }
-            None => vec![NORMAL; texts.len()],
-        };
-        let n_vocab = u32::try_from(texts.len())
-            .ok()
-            .filter(|&n| n > 1)
-            .ok_or_else(|| ModelError::BadMetadata(format!("{} tokens", texts.len())))?;
+        let (texts, types, n_vocab) = texts_and_types(g)?;
 
         let alphabet = ByteAlphabet::new();
         let mut by_text: HashMap<&[u8], u32> = HashMap::with_capacity(texts.len());
         let mut pieces = Vec::with_capacity(texts.len());
         let mut user_defined: Vec<(Box<str>, u32)> = Vec::new();
-        // llama.cpp keeps a normal `</s>` where the vocabulary has these markers.
-        let normal_end_s = texts
-            .iter()
-            .any(|t| t == b"<|tool_response>" || t == b"<|plamo:eos|>");
+        let normal_end_s = keeps_normal_end_s(texts);
         for (id, (text, &kind)) in (0..n_vocab).zip(texts.iter().zip(&types)) {
             // llama.cpp's token_to_id keeps the last of equal texts.
             by_text.insert(text, id);
-            let end_of_generation = END_OF_GENERATION.iter().any(|e| e.as_bytes() == &text[..])
-                && !(normal_end_s && text == b"</s>");
+            let end_of_generation = ends_generation(text, normal_end_s);
             pieces.push(match kind {
                 _ if end_of_generation => Box::default(),
                 NORMAL => alphabet.decode(text).into_boxed_slice(),
@@ -160,8 +96,7 @@ impl ByteLevelBpe {
                 _ => Box::default(),
             });
         }
-        // Longest first, as llama.cpp orders its special-token cache; equal lengths by id.
-        user_defined.sort_by_key(|(text, id)| (Reverse(text.len()), *id));
+        sort_user_defined(&mut user_defined);
 
         let mut byte_token = [None; 256];
         for (b, slot) in byte_token.iter_mut().enumerate() {
@@ -310,20 +245,6 @@ impl ByteLevelBpe {
     }
 }
 
-impl crate::token::Tokenizer for ByteLevelBpe {
-    fn n_vocab(&self) -> usize {
-        ByteLevelBpe::n_vocab(self)
-    }
-
-    fn token_bytes(&self, token: u32) -> Vec<u8> {
-        self.piece(token).to_vec()
-    }
-
-    fn tokenize(&self, text: &str) -> Vec<u32> {
-        ByteLevelBpe::tokenize(self, text)
-    }
-}
-
 /// One word's symbols while merging, kept between words to reuse the allocations.
 #[derive(Default)]
 struct MergeState {
@@ -404,38 +325,6 @@ impl ByteAlphabet {
         }
         out
     }
-}
-
-enum Fragment<'t> {
-    Text(&'t str),
-    Token(u32),
-}
-
-/// Cuts `text` at every occurrence of a user-defined token, longest tokens first, each over
-/// what earlier ones left as text (llama.cpp's `tokenizer_st_partition`).
-fn split_user_defined<'t>(text: &'t str, specials: &[(Box<str>, u32)]) -> Vec<Fragment<'t>> {
-    let mut fragments = vec![Fragment::Text(text)];
-    for (special, id) in specials {
-        let mut next = Vec::with_capacity(fragments.len());
-        for fragment in fragments {
-            let Fragment::Text(mut rest) = fragment else {
-                next.push(fragment);
-                continue;
-            };
-            while let Some(at) = rest.find(&**special) {
-                if at > 0 {
-                    next.push(Fragment::Text(&rest[..at]));
-                }
-                next.push(Fragment::Token(*id));
-                rest = &rest[at + special.len()..];
-            }
-            if !rest.is_empty() {
-                next.push(Fragment::Text(rest));
-            }
-        }
-        fragments = next;
-    }
-    fragments
 }
 
 /// What the pre-tokenizers ask of a character: llama.cpp's flags \p{L}, \p{N} and \s.
