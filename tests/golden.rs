@@ -131,6 +131,16 @@ fn v3_portable_engine_version_2() {
     assert_eq!(decode(&archive).unwrap(), golden("v3-portable2.bin"));
 }
 
+/// Gemma 3 on the portable engine ("nzip portable 3", 2026-12-04): a chunk of 726 tokens, so
+/// the window of 640 slides and the local layers' 512 positions cut off the oldest ones, then
+/// a chunk with raw bytes.
+#[test]
+fn v3_portable_engine_gemma3() {
+    let archive = golden("v3-portable-gemma.bin.nz");
+    assert!(archive.windows(15).any(|w| w == b"nzip portable 3"));
+    assert_eq!(decode(&archive).unwrap(), golden("v3-portable-gemma.bin"));
+}
+
 /// Members (nzip 0.4, still format version 3): a sized member, an empty one and a streamed
 /// one, concatenated with `cat`, decode to their inputs one after the other, whole and as a
 /// stream.

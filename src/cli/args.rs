@@ -140,10 +140,11 @@ pub struct CompressArgs {
     /// checks with a random-weight test model, e.g. scripts/cross-arch-check).
     #[arg(long = "always-llm", conflicts_with = "fast", hide = true)]
     pub always_llm: bool,
-    /// Engine for the LLM levels: llama (llama.cpp; the archive decodes where its numerics
-    /// fingerprint matches) or portable (nzip's own integer engine, Llama-architecture models
-    /// such as the default: the archive decodes on any machine; formats/PORTABLE.md). Decoding
-    /// follows the archive. [default: llama; portable in a build without llama.cpp]
+    /// Engine for the LLM levels: portable (nzip's own integer engine, for Llama, Qwen2 and
+    /// Gemma 3 models: the archive decodes on any machine; formats/PORTABLE.md) or llama
+    /// (llama.cpp; the archive decodes where its numerics fingerprint matches). Decoding
+    /// follows the archive. [default: portable for every level's model on a CPU build;
+    /// llama for other GGUF files and in GPU builds]
     #[arg(long, value_enum, conflicts_with = "fast")]
     pub engine: Option<EngineArg>,
     /// Compress only the input's bytes START..END (END open: to the end), so that workers can
