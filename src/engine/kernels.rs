@@ -385,14 +385,24 @@ mod avx2 {
             let x = a.q.as_ptr().add(b * ACT_BLOCK);
             let mut acc = _mm256_setzero_si256();
             for c in 0..8 {
+                // The weights are stored as q + 128 (`Matrix::q`).
                 let v = _mm256_loadu_si256(w.add(32 * c) as *const __m256i);
-                let ax = _mm256_sign_epi8(broadcast4(x.add(4 * c)), v);
+                let x4 = broadcast4(x.add(4 * c));
                 acc = if VNNI {
-                    _mm256_dpbusd_epi32(acc, _mm256_abs_epi8(v), ax)
+                    _mm256_dpbusd_epi32(acc, v, x4)
                 } else {
+                    // 255·127·2 overflows vpmaddubsw's 16 bits: back to q, then |q| and the
+                    // activation's sign moved onto q's (128·127·2 fits).
+                    let v = _mm256_xor_si256(v, _mm256_set1_epi8(-128));
+                    let ax = _mm256_sign_epi8(x4, v);
                     let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(v), ax);
                     _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones))
                 };
+            }
+            if VNNI {
+                // Σ (q + 128)·a − 128·Σ a.
+                let raw_sum = (a.sum[b] >> a.shift[b]) as i32;
+                acc = _mm256_sub_epi32(acc, _mm256_set1_epi32(raw_sum << 7));
             }
             // |sum| ≤ 32·128·127 = 520,192, shifted by ≤ 12: below 2^31.
             let dots = _mm256_sll_epi32(acc, _mm_cvtsi32_si128(a.shift[b] as i32));
@@ -572,11 +582,12 @@ mod avx2 {
         /// Blocks per exponent group of every sequence's vector (1 where they differ).
         group: usize,
         /// With groups of `GROUP_BLOCKS`: per (super-block, sequence quad) the group's
-        /// smallest shift, per (block, sequence quad) the block's shift above it (0..=3) and
-        /// its activation sum shifted by that.
+        /// smallest shift, per (block, sequence quad) the block's shift above it (0..=3), and
+        /// per (block pair, sequence quad) the two blocks' activation sums shifted by theirs,
+        /// as the low and high 16 bits of each lane (|Σ q| ≤ 32·127, << 3: below 2^15).
         group_shift: Vec<i32>,
         rel_shift: Vec<i32>,
-        rel_sum: Vec<i32>,
+        rel_sum_pairs: Vec<i32>,
     }
 
     impl SeqLanes {
@@ -594,12 +605,12 @@ mod avx2 {
                 1
             };
             let grouped = group == GROUP_BLOCKS;
-            let (mut group_shift, mut rel_shift, mut rel_sum) = if grouped {
+            let (mut group_shift, mut rel_shift, mut rel_sum_pairs) = if grouped {
                 let per_block = blocks * quads * 8;
                 (
                     vec![0; per_block / GROUP_BLOCKS],
                     vec![0; per_block],
-                    vec![0; per_block],
+                    vec![0; per_block / 2],
                 )
             } else {
                 Default::default()
@@ -622,7 +633,10 @@ mod avx2 {
                             group_shift[(g * quads + s / 4) * 8 + lane] = base;
                             rel_shift[(b * quads + s / 4) * 8 + lane] = rel;
                             let raw = a.sum[b] >> a.shift[b];
-                            rel_sum[(b * quads + s / 4) * 8 + lane] = (raw << rel) as i32;
+                            let rel_sum = i16::try_from(raw << rel).expect("below 2^15");
+                            let half = 16 * (b % 2);
+                            rel_sum_pairs[((b / 2) * quads + s / 4) * 8 + lane] |=
+                                i32::from(rel_sum as u16) << half;
                         }
                         for h in 0..2 {
                             half_sum[((b * 2 + h) * quads + s / 4) * 8 + lane] =
@@ -642,7 +656,7 @@ mod avx2 {
                 group,
                 group_shift,
                 rel_shift,
-                rel_sum,
+                rel_sum_pairs,
             }
         }
     }
@@ -749,14 +763,13 @@ mod avx2 {
                 x_b[k] = eight(&lanes.x, (b * 8 + vq + 1) * quads + q0 + k);
             }
             if KIND == Q8_0 {
+                // q + 128, unsigned (`Matrix::q`): the caller takes 128·Σ a off.
                 for (i, x) in [x_a, x_b].iter().enumerate() {
                     let v = _mm256_loadu_si256(w.add(32 * (vq + i)) as *const __m256i);
-                    let magnitude = _mm256_abs_epi8(v);
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let (wv, wm) = (row_pair(v, r), row_pair(magnitude, r));
+                        let wv = row_pair(v, r);
                         for (acc, &x) in acc.iter_mut().zip(x) {
-                            let signed = _mm256_sign_epi8(x, wv);
-                            *acc = _mm256_dpbusd_epi32(*acc, wm, signed);
+                            *acc = _mm256_dpbusd_epi32(*acc, wv, x);
                         }
                     }
                 }
@@ -829,13 +842,20 @@ mod avx2 {
                     if KIND == Q6_K {
                         half[k] = eight(&lanes.half_sum, (b * 2 + h) * quads + q0 + k);
                     }
+                    if KIND == Q8_0 {
+                        // 128·Σ a over the block: 4 times its halves' 32·Σ a.
+                        let first = eight(&lanes.half_sum, (b * 2) * quads + q0 + k);
+                        let second = eight(&lanes.half_sum, (b * 2 + 1) * quads + q0 + k);
+                        half[k] = _mm256_slli_epi32(_mm256_add_epi32(first, second), 2);
+                    }
                 }
                 for r in 0..4 {
                     let (d, o) = (row_pair(d, r), row_pair(o, r));
                     for k in 0..QUADS {
                         let mut block = acc[r][k];
-                        if KIND == Q6_K {
-                            // Σ (q + 32)·a − 32·Σ a over the half.
+                        if KIND == Q6_K || KIND == Q8_0 {
+                            // Σ (q + 32)·a − 32·Σ a over the half (Q6_K), Σ (q + 128)·a −
+                            // 128·Σ a over the block (Q8_0).
                             block = _mm256_sub_epi32(block, half[k]);
                         }
                         // Below 2^31 once shifted by ≤ 12, as in `group_dots`.
@@ -895,34 +915,38 @@ mod avx2 {
                     } else {
                         widen8::<false>(sub)
                     };
-                    let (mut half, mut rel, mut sum) =
-                        ([zero; QUADS], [zero; QUADS], [zero; QUADS]);
+                    let (mut half, mut rel) = ([zero; QUADS], [zero; QUADS]);
                     for k in 0..QUADS {
                         rel[k] = eight(&lanes.rel_shift, b * quads + q0 + k);
                         if KIND == Q6_K {
                             half[k] = eight(&lanes.half_sum, (b * 2 + h) * quads + q0 + k);
-                        } else {
-                            sum[k] = eight(&lanes.rel_sum, b * quads + q0 + k);
                         }
                     }
-                    let mn = if KIND == Q4_K {
-                        widen8::<false>(sub.add(ROW_GROUP))
-                    } else {
-                        zero
-                    };
                     for r in 0..4 {
-                        let (c, mn) = (row_pair(c, r), row_pair(mn, r));
+                        let c = row_pair(c, r);
                         for k in 0..QUADS {
                             let mut p = acc[r][k];
                             if KIND == Q6_K {
                                 // Σ (q + 32)·a − 32·Σ a over the half.
                                 p = _mm256_sub_epi32(p, half[k]);
-                            } else {
-                                let m = _mm256_mullo_epi32(sum[k], mn);
-                                mins[r][k] = _mm256_add_epi32(mins[r][k], m);
                             }
                             let p = _mm256_mullo_epi32(_mm256_sllv_epi32(p, rel[k]), c);
                             scaled[r][k] = _mm256_add_epi32(scaled[r][k], p);
+                        }
+                    }
+                }
+                if KIND == Q4_K && b % 2 == 1 {
+                    // Blocks b − 1 and b's minimums m (6-bit) per row and shifted sums per
+                    // sequence, as 16-bit pairs: one multiply-add of pairs for both blocks.
+                    // (Block b − 1's unit, the one before, has its `sub` 2·ROW_GROUP bytes
+                    // earlier; the minimums are each unit's second run.)
+                    let previous = sub.sub(2 * ROW_GROUP);
+                    let pairs = min_pairs(previous.add(ROW_GROUP), sub.add(ROW_GROUP));
+                    for (r, mins) in mins.iter_mut().enumerate() {
+                        let mn = row_pair(pairs, r);
+                        for (k, mins) in mins.iter_mut().enumerate() {
+                            let sums = eight(&lanes.rel_sum_pairs, (b / 2) * quads + q0 + k);
+                            *mins = _mm256_dpwssd_epi32(*mins, mn, sums);
                         }
                     }
                 }
@@ -960,6 +984,15 @@ mod avx2 {
             }
         }
         store_quads(lanes, q0, &even, &odd, sums);
+    }
+
+    /// Two blocks' eight 8-bit minimums (at `first` and `second`) as 16-bit pairs, lane i
+    /// holding row i's: the first block's in the low half, the second's in the high half.
+    #[inline(always)]
+    unsafe fn min_pairs(first: *const u8, second: *const u8) -> __m256i {
+        let lo = _mm_cvtepu8_epi16(_mm_loadl_epi64(first as *const __m128i));
+        let hi = _mm_cvtepu8_epi16(_mm_loadl_epi64(second as *const __m128i));
+        _mm256_set_m128i(_mm_unpackhi_epi16(lo, hi), _mm_unpacklo_epi16(lo, hi))
     }
 
     /// The quads' 64-bit totals into their rows of `sums`. Per row pair r, the even 64-bit

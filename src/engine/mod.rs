@@ -70,6 +70,17 @@ impl Numerics {
         }
     }
 
+    /// The oldest version that computes the same logits as `self` for `model`, which is what
+    /// a new archive records, so that every nzip able to decode it does. Version 3 differs
+    /// from 2 only where a vector is read by K-quant matrices alone (`act_group`): a model
+    /// without such a vector (SmolLM2) computes version 2's logits.
+    pub fn oldest_equivalent(self, model: &model::Model) -> Self {
+        match self {
+            Numerics::V3 if !model.groups_activations(self) => Numerics::V2,
+            other => other,
+        }
+    }
+
     /// Blocks per exponent of a quantized vector that `readers` multiply.
     pub fn act_group(self, readers: &[&weights::Matrix]) -> usize {
         let all_k = readers.iter().all(|m| m.kind.is_k_quant());

@@ -238,6 +238,19 @@ struct Layer {
     down: Matrix,
 }
 
+impl Layer {
+    /// The matrices that read each vector the layer quantizes: the attention's input, its
+    /// output, the feed-forward network's input and its hidden vector.
+    fn reader_sets(&self) -> [Vec<&Matrix>; 4] {
+        [
+            vec![&self.wq, &self.wk, &self.wv],
+            vec![&self.wo],
+            vec![&self.gate, &self.up],
+            vec![&self.down],
+        ]
+    }
+}
+
 /// A loaded model: its configuration and integer weights.
 pub struct Model {
     pub config: Config,
@@ -330,6 +343,16 @@ impl Model {
             output,
             kernel: Kernel::detect(),
         })
+    }
+
+    /// Whether `numerics` quantizes any vector of this model in exponent groups.
+    pub fn groups_activations(&self, numerics: Numerics) -> bool {
+        let layers = self.layers.iter().any(|l| {
+            l.reader_sets()
+                .iter()
+                .any(|readers| numerics.act_group(readers) > 1)
+        });
+        layers || numerics.act_group(&[self.output()]) > 1
     }
 
     fn output(&self) -> &Matrix {
@@ -546,10 +569,9 @@ impl<'m> Group<'m> {
                 _ => (&global_tables, &global_live),
             };
             // Blocks per exponent of each vector, from the matrices that read it.
-            let attn_in = numerics.act_group(&[&layer.wq, &layer.wk, &layer.wv]);
-            let attn_out = numerics.act_group(&[&layer.wo]);
-            let ffn_in = numerics.act_group(&[&layer.gate, &layer.up]);
-            let ffn_hidden = numerics.act_group(&[&layer.down]);
+            let [attn_in, attn_out, ffn_in, ffn_hidden] = layer
+                .reader_sets()
+                .map(|readers| numerics.act_group(&readers));
             for i in 0..n {
                 rms_norm(&x[i], &layer.attn_norm, c.rms_eps, &mut h[i]);
                 acts[i].quantize_grouped(&h[i], attn_in);

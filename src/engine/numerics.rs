@@ -148,7 +148,7 @@ impl QuantVec {
         self.shift.resize(blocks, 0);
         self.sum.resize(blocks, 0);
         self.half_sum.resize(2 * blocks, 0);
-        let natural: Vec<Option<i32>> = x
+        let mut natural: Vec<Option<i32>> = x
             .chunks_exact(ACT_BLOCK)
             .map(|b| {
                 let amax = b.iter().fold(0.0f32, |m, &v| m.max(finite(v).abs()));
@@ -156,15 +156,17 @@ impl QuantVec {
             })
             .collect();
         // Within a group, no exponent more than GROUP_RANGE below the largest (with one block
-        // per group, the block's own: nothing changes).
-        let natural: Vec<Option<i32>> = natural
-            .chunks_exact(group)
-            .flat_map(|g| {
-                let top = g.iter().flatten().copied().max();
-                g.iter()
-                    .map(move |&e| top.map(|top| e.unwrap_or(i32::MIN).max(top - GROUP_RANGE)))
-            })
-            .collect();
+        // per group, the block's own: nothing to do).
+        if group > 1 {
+            natural = natural
+                .chunks_exact(group)
+                .flat_map(|g| {
+                    let top = g.iter().flatten().copied().max();
+                    g.iter()
+                        .map(move |&e| top.map(|top| e.unwrap_or(i32::MIN).max(top - GROUP_RANGE)))
+                })
+                .collect();
+        }
         let top = natural.iter().flatten().copied().max().unwrap_or(ACT_RANGE);
         self.base = top - ACT_RANGE;
         for (b, (block, e)) in x.chunks_exact(ACT_BLOCK).zip(&natural).enumerate() {

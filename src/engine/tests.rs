@@ -439,6 +439,20 @@ fn gemma3_local_layers_see_only_their_window() {
     );
 }
 
+/// Version 3 only changes vectors that K-quant matrices alone read: the Q4_1 Llama computes
+/// version 2's logits (its pins are equal), so its archives record version 2; the K-quant
+/// models need 3.
+#[test]
+fn archives_record_the_oldest_version_computing_the_same_logits() {
+    assert_eq!(Numerics::V3.oldest_equivalent(&model()), Numerics::V2);
+    assert_eq!(Numerics::V3.oldest_equivalent(&qwen2_model()), Numerics::V3);
+    assert_eq!(
+        Numerics::V3.oldest_equivalent(&gemma3_model()),
+        Numerics::V3
+    );
+    assert_eq!(Numerics::V1.oldest_equivalent(&model()), Numerics::V1);
+}
+
 /// A group of 16 runs other kernels than a chunk alone (on VNNI, sequences across the lanes),
 /// so each kernel, every architecture and the first, a middle and the last slot are tried.
 #[test]

@@ -28,7 +28,8 @@ pub struct Matrix {
     /// The blocks' integers, one unit of `ROW_GROUP · kind.block_bytes()` bytes per (row group,
     /// block), units in row-group-major order. Within a unit, byte 32c + 4i + t holds
     /// (row i of the group): 4-bit values 8c + t (low nibble) and 8c + 4 + t (high nibble),
-    /// c < 4; Q8 value 4c + t as a signed byte, c < 8. Q6_K's values are 6-bit: their low
+    /// c < 4; Q8 value 4c + t plus 128 as an unsigned byte, c < 8 (the unsigned operand of
+    /// the VNNI dot product, with no sign juggling per value). Q6_K's values are 6-bit: their low
     /// four bits as 4-bit values, then 64 bytes of their top two bits, byte 128 + 32c' + 4i + t
     /// holding those of values 16c' + t, 16c' + 4 + t, 16c' + 8 + t, 16c' + 12 + t from its
     /// low bits up (c' < 2), i.e. the top bits of nibble byte 32c + 4i + t at bit 4·(c mod 2).
@@ -170,7 +171,7 @@ impl Matrix {
         let nibble = i32::from(if high { byte >> 4 } else { byte & 0x0f });
         match self.kind {
             BlockKind::Q4Offset | BlockKind::Q4K => nibble,
-            BlockKind::Q8 => i32::from(byte as i8),
+            BlockKind::Q8 => i32::from(byte) - 128,
             BlockKind::Q6K => {
                 let (top_at, shift) = Self::place_top(i, j);
                 let top = i32::from((self.q[base + top_at] >> shift) & 3);
@@ -231,7 +232,8 @@ impl Matrix {
             BlockKind::Q8 => {
                 for c in 0..8 {
                     for t in 0..4 {
-                        unit_q[32 * c + 4 * i + t] = q[4 * c + t] as u8;
+                        // q + 128: flipping the sign bit of two's complement.
+                        unit_q[32 * c + 4 * i + t] = q[4 * c + t] as u8 ^ 0x80;
                     }
                 }
             }

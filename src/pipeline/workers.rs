@@ -107,6 +107,9 @@ impl Workers {
         if engine == Engine::Portable {
             let model = PortableModel::load(path)
                 .map_err(|e| Error::Engine(format!("{}: {e}", path.display())))?;
+            // The same logits under the oldest version that computes them, which a new
+            // archive records (an archive's own version, decoding, gives the same bits).
+            let numerics = numerics.oldest_equivalent(&model.model);
             let workers = match placement {
                 Placement::Cpu { workers } => (*workers).clamp(1, threads),
                 Placement::Gpus { .. } => 1,
