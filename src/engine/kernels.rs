@@ -369,9 +369,10 @@ mod avx2 {
         lanes(even, odd)
     }
 
-    /// Q8_0: signed weights, so |w| multiplies the activations given w's signs. A pair of
-    /// products is at most 2·128·127 = 32,512, so without VNNI each maddubs is widened by
-    /// madd at once and the sums gather in 32 bits.
+    /// Q8 blocks, stored as q + 128: with VNNI the unsigned operand as is, 128·Σ a taken off
+    /// the block's sum; without, back to signed q, then |q| times the activations given q's
+    /// signs (a pair of products at most 2·128·127 = 32,512, so each maddubs is widened by
+    /// madd at once and the sums gather in 32 bits).
     #[inline(always)]
     unsafe fn group_dot_q8<const VNNI: bool>(m: &Matrix, g: usize, a: &QuantVec) -> [i64; 8] {
         let blocks = m.blocks_per_row();

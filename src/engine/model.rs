@@ -185,6 +185,7 @@ impl Config {
         let pattern = match g.metadata.get(&key("attention.sliding_window_pattern")) {
             None => 6,
             Some(Value::Uint(p)) => *p as usize,
+            Some(Value::Int(p)) if *p >= 0 => *p as usize,
             Some(_) => {
                 return Err(ModelError::Unsupported(
                     "a sliding-window pattern given layer by layer".into(),
@@ -703,8 +704,9 @@ impl<'m> Group<'m> {
 fn live_runs(seq: &Sequence, sinks: u32, window: u32, local: Option<u64>) -> Vec<Run> {
     let (sinks, window) = (u64::from(sinks), u64::from(window));
     let ring = window - sinks;
-    let now = seq.absolute; // the current token, already written
-                            // Sinks keep their positions; the current token's logical one is now − shifted.
+    // The current token, already written. Sinks keep their positions; the current token's
+    // logical one is now − shifted.
+    let now = seq.absolute;
     let oldest_logical = local.map_or(0, |w| (now - seq.shifted + 1).saturating_sub(w));
     let mut runs = vec![(
         oldest_logical.min(sinks) as usize..sinks.min(now + 1) as usize,
@@ -725,4 +727,63 @@ fn live_runs(seq: &Sequence, sinks: u32, window: u32, local: Option<u64>) -> Vec
     }
     runs.retain(|(r, _)| !r.is_empty());
     runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `live_runs` against the rule written out position by position: with sinks 2, window
+    /// 16, slide 5, through 60 tokens (slides, ring wraps), a token attends to sink j if
+    /// (a − S) − j < local, to non-sink position p in [sinks + S, a] if (a − S) − (p − S) <
+    /// local, each at its slot, sinks flagged.
+    #[test]
+    fn live_runs_follow_the_window_rule() {
+        let (sinks, window, slide) = (2u64, 16u64, 5u64);
+        for local in [None, Some(1), Some(6), Some(15), Some(100)] {
+            let mut seq = Sequence {
+                absolute: 0,
+                shifted: 0,
+                keys: Vec::new(),
+                values: Vec::new(),
+                key_exp: Vec::new(),
+                value_exp: Vec::new(),
+                key_mult: Vec::new(),
+            };
+            for a in 0..60u64 {
+                if a - seq.shifted == window {
+                    seq.shifted += slide;
+                }
+                seq.absolute = a;
+                let logical = a - seq.shifted;
+                let sees = |l: u64| local.is_none_or(|w| logical - l < w);
+                let slot = |p: u64| {
+                    if p < sinks {
+                        p
+                    } else {
+                        sinks + (p - sinks) % (window - sinks)
+                    }
+                };
+                let mut want: Vec<(usize, bool)> = (0..sinks.min(a + 1))
+                    .filter(|&j| sees(j))
+                    .map(|j| (j as usize, true))
+                    .collect();
+                want.extend(
+                    (sinks + seq.shifted..=a)
+                        .filter(|&p| sees(p - seq.shifted))
+                        .map(|p| (slot(p) as usize, false)),
+                );
+                let got: Vec<(usize, bool)> = live_runs(&seq, sinks as u32, window as u32, local)
+                    .into_iter()
+                    .flat_map(|(run, sink)| run.map(move |s| (s, sink)))
+                    .collect();
+                let mut want_sorted = want.clone();
+                want_sorted.sort();
+                let mut got_sorted = got.clone();
+                got_sorted.sort();
+                assert_eq!(got_sorted, want_sorted, "token {a}, local {local:?}");
+                assert_eq!(got.len(), want.len(), "a slot twice at token {a}");
+            }
+        }
+    }
 }

@@ -116,6 +116,10 @@ impl SentencePiece {
     /// Tokens of `text` as plain text: user-defined tokens split out first, then each run of
     /// text between them merged by score.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        // Nothing, not a lone space prefix, as llama.cpp gives for an empty text.
+        if text.is_empty() {
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(text.len() / 3);
         let mut state = MergeState::default();
         let mut escaped = String::new();
@@ -308,6 +312,12 @@ mod tests {
             ("lo", -6.0),
             ("llo", -7.0),
             ("ello", -8.0),
+            // Equal scores: the leftmost pair merges first.
+            ("a", -2.0),
+            ("b", -2.0),
+            ("c", -2.0),
+            ("ab", -9.0),
+            ("bc", -9.0),
         ] {
             texts.push(piece.as_bytes().to_vec());
             types.push(NORMAL);
@@ -352,6 +362,12 @@ mod tests {
         assert_eq!(tokens[3..], [id("h"), id("<0xC3>"), id("<0xA9>")]);
         assert_eq!(spelled(&spm, &tokens), " hello\n\nhé".as_bytes());
         assert_eq!(spm.piece(0), b"", "a control token renders as nothing");
+        assert_eq!(
+            spm.tokenize("abc"),
+            [id("ab"), id("c")],
+            "leftmost among equals"
+        );
+        assert_eq!(spm.tokenize(""), [] as [u32; 0]);
         assert_eq!(spm.piece(id("▁")), b" ");
     }
 
