@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use nzip::container::Schedule;
 use nzip::container::TokenModelKind;
+use nzip::engine::numerics::exp_neg;
 use nzip::engine::{Numerics, PortableModel};
 use nzip::entropy::quantize::TOTAL;
 use nzip::models::{self, FetchPolicy};
@@ -47,7 +48,10 @@ impl ChunkDriver for Scorer {
     fn next_token(&mut self, logits: &[f32]) -> nzip::Result<u32> {
         let next = self.tokens[self.at];
         let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f64 = logits.iter().map(|&l| f64::from(l - top).exp()).sum();
+        // The engine's own e^x (f32, vectorized, relative error below 2^-21): the platform's
+        // f64 exp over 262,144 logits a token was 13% of a Gemma group's run, time both
+        // engines paid inside their tokens per second.
+        let sum: f64 = logits.iter().map(|&l| f64::from(exp_neg(l - top))).sum();
         self.bits += (sum.ln() - f64::from(logits[next as usize] - top)) / std::f64::consts::LN_2;
         self.ensemble.predict(logits, &mut self.cdf);
         let freq = self.cdf[next as usize + 1] - self.cdf[next as usize];
