@@ -109,11 +109,12 @@ impl Config {
         let rope_dim = g
             .uint(&key("rope.dimension_count"))
             .unwrap_or(head_dim as u64);
+        // The head size is bounded first, so that the product below cannot overflow.
         if head_dim == 0
+            || head_dim > 256
             || n_head * head_dim % ACT_BLOCK != 0
             || n_head % n_head_kv != 0
             || head_dim % KEY_SUB_BLOCK != 0
-            || head_dim > 256
             || value_dim != head_dim as u64
             || rope_dim != head_dim as u64
             || n_embd % ACT_BLOCK != 0
